@@ -1,0 +1,15 @@
+// dhtkit: everything in one include.
+//
+// Each component header also stands alone and includes only what it uses, so
+// a program that needs only the ring never compiles Asio:
+//
+//   #include <dhtkit/dhtkit.hpp>            // everything
+//   #include <dhtkit/ring/ring.hpp>         // just the consistent-hash ring
+#pragma once
+
+#include "dhtkit/core/error.hpp"
+#include "dhtkit/core/hash.hpp"
+#include "dhtkit/core/node_id.hpp"
+#include "dhtkit/core/result.hpp"
+#include "dhtkit/core/time.hpp"
+#include "dhtkit/transport/transport.hpp"
