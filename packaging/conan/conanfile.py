@@ -1,9 +1,11 @@
 # Conan 2 recipe for dhtkit (header-only).
-#   conan create packaging/conan --version 0.1.0
+#   conan create packaging/conan
+# Consumers then use CMakeDeps: find_package(dhtkit CONFIG REQUIRED) and
+# target_link_libraries(app PRIVATE dhtkit::dhtkit), exactly as with the
+# CMake-installed package.
 import os
 
 from conan import ConanFile
-from conan.tools.cmake import CMake, CMakeToolchain, cmake_layout
 from conan.tools.files import copy
 
 
@@ -14,23 +16,17 @@ class DhtkitConan(ConanFile):
     description = "Header-only C++20 building blocks for distributed hash tables"
     topics = ("dht", "consistent-hashing", "chord", "swim", "replication", "header-only")
     package_type = "header-library"
-    settings = "os", "arch", "compiler", "build_type"
-    exports_sources = "../../include/*", "../../cmake/*", "../../CMakeLists.txt", "../../LICENSE"
     no_copy_source = True
+
+    def export_sources(self):
+        # The recipe lives two folders below the project root.
+        root = os.path.join(self.recipe_folder, "..", "..")
+        copy(self, "include/*", root, self.export_sources_folder)
+        copy(self, "LICENSE", root, self.export_sources_folder)
 
     def requirements(self):
         self.requires("asio/1.28.1")
         self.requires("cereal/1.3.2")
-
-    def layout(self):
-        cmake_layout(self)
-
-    def generate(self):
-        tc = CMakeToolchain(self)
-        tc.variables["DHTKIT_BUILD_TESTS"] = False
-        tc.variables["DHTKIT_BUILD_EXAMPLES"] = False
-        tc.variables["DHTKIT_BUILD_BENCH"] = False
-        tc.generate()
 
     def package(self):
         copy(self, "LICENSE", self.source_folder, os.path.join(self.package_folder, "licenses"))
@@ -43,5 +39,6 @@ class DhtkitConan(ConanFile):
         self.cpp_info.bindirs = []
         self.cpp_info.libdirs = []
         self.cpp_info.requires = ["asio::asio", "cereal::cereal"]
+        self.cpp_info.defines = ["ASIO_STANDALONE", "ASIO_NO_DEPRECATED"]
         self.cpp_info.set_property("cmake_file_name", "dhtkit")
         self.cpp_info.set_property("cmake_target_name", "dhtkit::dhtkit")
