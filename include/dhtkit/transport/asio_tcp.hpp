@@ -1,0 +1,804 @@
+// A dhtkit transport over TCP, on Asio: for messages that must not be cut to
+// datagram size (replication, anti-entropy, large values).
+//
+// Each message travels as one frame: a 4-byte little-endian length, then the
+// bytes. A transport listens on one socket and keeps one outbound connection
+// per peer, reused for every message to that peer; messages from a peer arrive
+// on the connection the peer opened. The first frame on every connection is a
+// hello naming the sender's listening endpoint, so the receive handler's
+// `from` is where the peer can be reached, not its ephemeral source port.
+// Nothing is trusted from the wire: a length over max_message_size drops the
+// connection before any of its body is buffered, and a malformed or missing
+// hello drops it too.
+//
+// Outbound frames wait in a bounded per-peer queue while a connection is made
+// (with a connect timeout) or re-made (with exponential backoff). When the
+// queue is full, `overflow_policy::reject` makes send() fail with
+// errc::queue_full and `overflow_policy::drop_oldest` discards the oldest
+// frame not yet being written; both are counted in stats(). After
+// max_connect_attempts consecutive failures the queued frames for that peer
+// are dropped (counted as dropped_unreachable), so a dead peer cannot hold
+// memory forever. A frame whose write fails is kept and written again on the
+// next connection, so a message may arrive twice -- allowed by the transport
+// contract.
+//
+// Threading: all state lives on one strand of the executor given to open(),
+// so there is no mutex anywhere. send() and stats() may be called from any
+// thread: on the strand (e.g. from the receive handler) send() acts at once
+// and returns every error, including queue_full; from another thread it checks
+// what it can (closed, size, address), copies the message and posts it to the
+// strand, and a queue overflow found there is only counted in stats().
+// set_receive_handler(), shutdown() and close() must be called on the strand
+// or while no thread runs the executor (e.g. between io_context::run calls).
+//
+// Shutdown: close() is immediate and drops whatever is still queued (counted
+// as dropped_on_close). shutdown(bound, done) is graceful: send() returns
+// errc::shut_down from then on, every frame already accepted is written, each
+// outbound connection is half-closed and the transport waits until the peer has
+// read to the end and closed its side -- so every frame send() accepted has
+// been read by the peer process -- then closes and calls done({}). If `bound`
+// passes first it closes anyway and calls done(errc::timed_out).
+//
+//   asio::io_context io;
+//   auto server = dhtkit::tcp_transport::open(io.get_executor(), {});
+//   auto client = dhtkit::tcp_transport::open(io.get_executor(), {});
+//   server->set_receive_handler([](const dhtkit::endpoint& from, std::span<const std::byte> msg) {
+//     std::printf("%zu bytes from %s\n", msg.size(), from.to_string().c_str());
+//   });
+//   const std::byte hi[] = {std::byte{'h'}, std::byte{'i'}};
+//   std::error_code ec = client->send(server->local_endpoint(), hi);
+//   io.run_for(std::chrono::milliseconds(100));
+#pragma once
+
+#include <algorithm>
+#include <asio/connect.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/write.hpp>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <system_error>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "dhtkit/core/endpoint.hpp"
+#include "dhtkit/core/error.hpp"
+#include "dhtkit/core/result.hpp"
+#include "dhtkit/core/time.hpp"
+#include "dhtkit/transport/detail/asio_endpoint.hpp"
+#include "dhtkit/transport/transport.hpp"
+
+namespace dhtkit {
+
+// What a full per-peer send queue does with one more frame.
+enum class overflow_policy : std::uint8_t {
+  reject,       // send() fails with errc::queue_full; queued frames are kept (newest lost)
+  drop_oldest,  // the oldest frame not yet being written is discarded (oldest lost)
+};
+
+struct tcp_transport_config {
+  // Where to listen. Port 0 picks an ephemeral port (see local_endpoint()).
+  endpoint bind = endpoint::loopback_v4(0);
+  // What peers are told (hello) and local_endpoint() returns; needed when
+  // `bind` is a wildcard address. Unset: the bound address and port.
+  std::optional<endpoint> advertise = std::nullopt;
+  // Largest message in either direction; 1 MiB. A frame over it drops the
+  // connection it came on. At most 2^32 - 1 (the length prefix is 32 bits).
+  std::size_t max_message_size = std::size_t{1} << 20;
+  // Per-peer send queue bound, in frames (1024) and in bytes (8 MiB); a frame
+  // over either bound is handled by `overflow`.
+  std::size_t send_queue_frames = 1024;
+  std::size_t send_queue_bytes = std::size_t{8} << 20;
+  // Reject by default: the caller learns about the loss at once.
+  overflow_policy overflow = overflow_policy::reject;
+  // A connection attempt that has not completed by then counts as failed.
+  duration connect_timeout = seconds(2);
+  // Reconnect delays double from backoff_initial up to backoff_max.
+  duration backoff_initial = millis(20);
+  duration backoff_max = seconds(2);
+  // Consecutive failed connection attempts before a peer's queued frames are
+  // dropped (the next send() starts over). 10 attempts with the defaults above
+  // give a peer about 10 s to come back.
+  std::size_t max_connect_attempts = 10;
+  // An inbound connection that has not sent a valid hello by then is dropped.
+  duration hello_timeout = seconds(5);
+  // Open inbound connections beyond this are refused (closed at once).
+  std::size_t max_inbound_connections = 1024;
+  // Distinct peers with an outbound connection or queue; send() to one more
+  // fails with errc::limit_exceeded. Idle peers with no connection are forgotten.
+  std::size_t max_peers = 4096;
+
+  void validate() const {
+    auto fail = [](const char* what) {
+      throw std::invalid_argument(std::string("dhtkit::tcp_transport_config: ") + what);
+    };
+    if (max_message_size == 0 || max_message_size > 0xFFFFFFFFu)
+      fail("max_message_size must be in [1, 2^32 - 1]");
+    if (send_queue_frames == 0) fail("send_queue_frames must be at least 1");
+    if (send_queue_bytes < max_message_size + 4)
+      fail("send_queue_bytes must hold at least one maximal frame");
+    if (connect_timeout <= duration::zero()) fail("connect_timeout must be positive");
+    if (backoff_initial <= duration::zero() || backoff_max < backoff_initial)
+      fail("backoff_initial must be positive and at most backoff_max");
+    if (max_connect_attempts == 0) fail("max_connect_attempts must be at least 1");
+    if (hello_timeout <= duration::zero()) fail("hello_timeout must be positive");
+    if (max_inbound_connections == 0) fail("max_inbound_connections must be at least 1");
+    if (max_peers == 0) fail("max_peers must be at least 1");
+    if (advertise && (advertise->port == 0 || advertise->is_unspecified()))
+      fail("advertise must be a concrete address and port");
+  }
+};
+
+// Counters, readable from any thread.
+struct tcp_transport_stats {
+  std::uint64_t frames_sent = 0;          // frames fully written to a connection
+  std::uint64_t frames_received = 0;      // frames handed to the receive handler
+  std::uint64_t dropped_queue_full = 0;   // refused or discarded by the overflow policy
+  std::uint64_t dropped_unreachable = 0;  // dropped after max_connect_attempts failures
+  std::uint64_t dropped_on_close = 0;     // still queued when the transport closed
+  std::uint64_t connect_failures = 0;     // failed or timed-out connection attempts
+  std::uint64_t connections_opened = 0;   // successful outbound connections
+  std::uint64_t oversize_frames = 0;      // inbound connections dropped for a frame over the maximum
+  std::uint64_t bad_hellos = 0;           // inbound connections dropped for a missing or malformed hello
+  std::uint64_t refused_inbound = 0;      // inbound connections over max_inbound_connections
+};
+
+namespace detail::tcp {
+
+// Hello body: "DHTH", version 1, family (4 or 6), 16 address bytes, port (LE).
+inline constexpr std::size_t hello_size = 24;
+inline constexpr std::uint8_t hello_version = 1;
+
+inline std::array<std::byte, 4 + hello_size> make_hello(const endpoint& self) {
+  std::array<std::byte, 4 + hello_size> f{};
+  store_le32(f.data(), hello_size);
+  std::byte* b = f.data() + 4;
+  b[0] = std::byte{'D'};
+  b[1] = std::byte{'H'};
+  b[2] = std::byte{'T'};
+  b[3] = std::byte{'H'};
+  b[4] = std::byte{hello_version};
+  b[5] = static_cast<std::byte>(self.family);
+  for (std::size_t i = 0; i < 16; ++i) b[6 + i] = static_cast<std::byte>(self.address[i]);
+  b[22] = static_cast<std::byte>(self.port & 0xFF);
+  b[23] = static_cast<std::byte>(self.port >> 8);
+  return f;
+}
+
+// The sender's listening endpoint, or nothing if the hello is malformed. A
+// wildcard address means "the address you see me connect from".
+inline std::optional<endpoint> parse_hello(std::span<const std::byte> b, const endpoint& remote) {
+  if (b.size() != hello_size) return std::nullopt;
+  if (b[0] != std::byte{'D'} || b[1] != std::byte{'H'} || b[2] != std::byte{'T'} || b[3] != std::byte{'H'})
+    return std::nullopt;
+  if (b[4] != std::byte{hello_version}) return std::nullopt;
+  const auto family = static_cast<std::uint8_t>(b[5]);
+  if (family != 4 && family != 6) return std::nullopt;
+  endpoint ep;
+  ep.family = static_cast<ip_family>(family);
+  for (std::size_t i = 0; i < 16; ++i) ep.address[i] = static_cast<std::uint8_t>(b[6 + i]);
+  if (ep.is_v4()) {
+    for (std::size_t i = 4; i < 16; ++i)
+      if (ep.address[i] != 0) return std::nullopt;
+  }
+  ep.port =
+      static_cast<std::uint16_t>(static_cast<std::uint8_t>(b[22]) | static_cast<std::uint8_t>(b[23]) << 8);
+  if (ep.port == 0) return std::nullopt;
+  if (ep.is_unspecified()) {
+    const std::uint16_t port = ep.port;
+    ep = remote;
+    ep.port = port;
+  }
+  return ep;
+}
+
+struct counters {
+  std::atomic<std::uint64_t> frames_sent{0}, frames_received{0}, dropped_queue_full{0},
+      dropped_unreachable{0}, dropped_on_close{0}, connect_failures{0}, connections_opened{0},
+      oversize_frames{0}, bad_hellos{0}, refused_inbound{0};
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
+    c.fetch_add(n, std::memory_order_relaxed);
+  }
+};
+
+using strand_type = asio::strand<asio::any_io_executor>;
+using frame = std::vector<std::byte>;
+
+struct out_peer {
+  out_peer(const strand_type& s, const endpoint& to) : to(to), socket(s), timer(s) {}
+  enum class state { idle, connecting, connected, backoff, draining };
+
+  endpoint to;
+  asio::ip::tcp::socket socket;
+  asio::steady_timer timer;
+  state st = state::idle;
+  std::deque<frame> queue;  // frames with their length prefix
+  std::size_t queued_bytes = 0;
+  std::size_t in_flight = 0;  // frames at the front of `queue` being written now
+  bool writing = false;
+  bool hello_pending = false;    // the hello goes first on every new connection
+  std::uint64_t generation = 0;  // bumped on teardown so stale completions do nothing
+  std::size_t failures = 0;
+  duration backoff{};
+  std::array<std::byte, 1> probe{};
+  std::vector<asio::const_buffer> gather;
+};
+
+struct in_conn {
+  in_conn(asio::ip::tcp::socket s, const strand_type& strand) : socket(std::move(s)), timer(strand) {}
+  asio::ip::tcp::socket socket;
+  asio::steady_timer timer;  // hello timeout
+  endpoint remote;
+  std::optional<endpoint> from;  // set by the hello
+  std::vector<std::byte> buf;
+  std::size_t begin = 0, end = 0;
+  bool open = true;
+};
+
+// Frames written per gather write: enough to amortize the system call, small
+// enough that drop_oldest still has room to act while a write is in flight.
+inline constexpr std::size_t max_gather_frames = 64;
+inline constexpr std::size_t max_gather_bytes = 256 * 1024;
+// Inbound read buffer kept between frames; grown up to a maximal frame when one
+// needs it and shrunk back afterwards.
+inline constexpr std::size_t read_buffer_size = 64 * 1024;
+
+class impl : public std::enable_shared_from_this<impl> {
+ public:
+  impl(asio::any_io_executor ex, tcp_transport_config cfg)
+      : cfg_(std::move(cfg)),
+        strand_(asio::make_strand(ex)),
+        acceptor_(strand_),
+        shutdown_timer_(strand_),
+        accept_retry_(strand_) {}
+
+  std::error_code listen() {
+    std::error_code ec;
+    const auto ep = to_asio<asio::ip::tcp>(cfg_.bind);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return portable_error(ec);
+    const auto bound = from_asio(acceptor_.local_endpoint(ec));
+    if (ec) return ec;
+    local_ = cfg_.advertise ? *cfg_.advertise : bound;
+    hello_ = make_hello(local_);
+    return {};
+  }
+
+  void start() { accept(); }
+
+  const tcp_transport_config& config() const noexcept { return cfg_; }
+  const endpoint& local() const noexcept { return local_; }
+  const strand_type& strand() const noexcept { return strand_; }
+  bool closing() const noexcept { return closing_.load(std::memory_order_acquire); }
+  counters& stats() noexcept { return stats_; }
+
+  void set_handler(basic_receive_handler<endpoint> h) { handler_ = std::move(h); }
+
+  // send() from another thread: count the frame as in transit *before*
+  // checking for shutdown, so shutdown() (which sets closing_ first and then
+  // looks at the count) either sees the frame coming or send() sees the
+  // shutdown. Both are sequentially consistent.
+  bool begin_post() {
+    posted_.fetch_add(1);
+    if (closing_.load()) {
+      posted_.fetch_sub(1);
+      return false;
+    }
+    return true;
+  }
+
+  // On the strand: the posted half of send().
+  void finish_post(const endpoint& to, frame f) {
+    const bool last = posted_.fetch_sub(1) == 1;
+    if (enqueue(to, std::move(f)) == errc::shut_down) counters::bump(stats_.dropped_on_close);
+    if (last && shutdown_done_) {
+      // The last frame in transit has been queued: idle connections can now be half-closed.
+      std::vector<peer_ptr> all;
+      for (auto& [ep, p] : peers_) all.push_back(p);
+      for (auto& p : all) pump(p);
+    }
+    check_shutdown();
+  }
+
+  // On the strand.
+  std::error_code enqueue(const endpoint& to, frame f) {
+    if (closed_) return errc::shut_down;
+    auto it = peers_.find(to);
+    if (it == peers_.end()) {
+      if (peers_.size() >= cfg_.max_peers) return errc::limit_exceeded;
+      it = peers_.emplace(to, std::make_shared<out_peer>(strand_, to)).first;
+      it->second->backoff = cfg_.backoff_initial;
+    }
+    out_peer& p = *it->second;
+    auto over = [&] {
+      return p.queue.size() + 1 > cfg_.send_queue_frames || p.queued_bytes + f.size() > cfg_.send_queue_bytes;
+    };
+    if (over()) {
+      if (cfg_.overflow == overflow_policy::reject) {
+        counters::bump(stats_.dropped_queue_full);
+        return errc::queue_full;
+      }
+      while (over() && p.queue.size() > p.in_flight) {
+        const auto victim = p.queue.begin() + static_cast<std::ptrdiff_t>(p.in_flight);
+        p.queued_bytes -= victim->size();
+        p.queue.erase(victim);
+        counters::bump(stats_.dropped_queue_full);
+      }
+      if (over()) {  // everything left is being written right now
+        counters::bump(stats_.dropped_queue_full);
+        return errc::queue_full;
+      }
+    }
+    p.queued_bytes += f.size();
+    p.queue.push_back(std::move(f));
+    if (p.st == out_peer::state::idle) {
+      connect(it->second);
+    } else if (p.st == out_peer::state::connected) {
+      pump(it->second);
+    }
+    return {};
+  }
+
+  void shutdown(duration bound, std::function<void(std::error_code)> done) {
+    if (closed_ || shutdown_done_) {
+      if (done) asio::post(strand_, [done = std::move(done)] { done(errc::shut_down); });
+      return;
+    }
+    closing_.store(true);
+    shutdown_done_ = std::move(done);
+    if (!shutdown_done_) shutdown_done_ = [](std::error_code) {};
+    std::error_code ignored;
+    acceptor_.close(ignored);
+    shutdown_timer_.expires_after(bound);
+    shutdown_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+      if (!ec) self->finish_shutdown(errc::timed_out);
+    });
+    std::vector<std::shared_ptr<out_peer>> all;
+    for (auto& [to, p] : peers_) all.push_back(p);
+    for (auto& p : all) {
+      if (p->st == out_peer::state::connected) {
+        pump(p);
+      } else if (p->queue.empty() && p->st == out_peer::state::idle) {
+        retire(p);
+      }
+    }
+    check_shutdown();
+  }
+
+  void close() {
+    closing_.store(true, std::memory_order_release);
+    if (closed_) return;
+    closed_ = true;
+    std::error_code ignored;
+    acceptor_.close(ignored);
+    shutdown_timer_.cancel();
+    accept_retry_.cancel();
+    for (auto& [to, p] : peers_) {
+      counters::bump(stats_.dropped_on_close, p->queue.size());
+      teardown(*p);
+      p->queue.clear();
+      p->queued_bytes = 0;
+    }
+    peers_.clear();
+    for (auto& c : inbound_) drop(*c);
+    inbound_.clear();
+    if (shutdown_done_) {
+      auto done = std::move(shutdown_done_);
+      shutdown_done_ = nullptr;
+      asio::post(strand_, [done = std::move(done)] { done(errc::shut_down); });
+    }
+  }
+
+ private:
+  using peer_ptr = std::shared_ptr<out_peer>;
+  using conn_ptr = std::shared_ptr<in_conn>;
+
+  // ---- outbound ----
+
+  void connect(const peer_ptr& p) {
+    teardown(*p);
+    p->st = out_peer::state::connecting;
+    const std::uint64_t gen = p->generation;
+    p->timer.expires_after(cfg_.connect_timeout);
+    p->timer.async_wait([p, gen](std::error_code ec) {
+      // Closing the socket makes the pending connect complete with an error.
+      if (!ec && p->generation == gen && p->st == out_peer::state::connecting) {
+        std::error_code ignored;
+        p->socket.close(ignored);
+      }
+    });
+    p->socket.async_connect(to_asio<asio::ip::tcp>(p->to),
+                            [self = shared_from_this(), p, gen](std::error_code ec) {
+                              if (self->closed_ || p->generation != gen) return;
+                              p->timer.cancel();
+                              if (ec) {
+                                self->connection_failed(p, false);
+                                return;
+                              }
+                              std::error_code ignored;
+                              p->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+                              p->st = out_peer::state::connected;
+                              p->failures = 0;
+                              p->backoff = self->cfg_.backoff_initial;
+                              p->hello_pending = true;
+                              counters::bump(self->stats_.connections_opened);
+                              self->watch(p);
+                              self->pump(p);
+                            });
+  }
+
+  // Peers never write on a connection they accepted, so a read on an outbound
+  // socket completes only when the peer closes it (or breaks the protocol).
+  void watch(const peer_ptr& p) {
+    const std::uint64_t gen = p->generation;
+    p->socket.async_read_some(asio::buffer(p->probe),
+                              [self = shared_from_this(), p, gen](std::error_code, std::size_t) {
+                                if (self->closed_ || p->generation != gen) return;
+                                if (p->st == out_peer::state::draining) {
+                                  // The peer read everything we wrote and closed: this peer is flushed.
+                                  self->teardown(*p);
+                                  self->retire(p);
+                                  self->check_shutdown();
+                                  return;
+                                }
+                                self->connection_failed(p, true);
+                              });
+  }
+
+  void pump(const peer_ptr& p) {
+    if (p->st != out_peer::state::connected || p->writing) return;
+    if (p->queue.empty() && !p->hello_pending) {
+      if (shutdown_done_ && posted_.load() == 0) {
+        // Graceful shutdown: half-close and wait for the peer to close its side.
+        std::error_code ignored;
+        p->socket.shutdown(asio::socket_base::shutdown_send, ignored);
+        p->st = out_peer::state::draining;
+      }
+      return;
+    }
+    p->gather.clear();
+    std::size_t bytes = 0;
+    if (p->hello_pending) {
+      p->gather.push_back(asio::buffer(hello_));
+      bytes += hello_.size();
+    }
+    std::size_t n = 0;
+    while (n < p->queue.size() && n < max_gather_frames &&
+           (n == 0 || bytes + p->queue[n].size() <= max_gather_bytes)) {
+      p->gather.push_back(asio::buffer(p->queue[n]));
+      bytes += p->queue[n].size();
+      ++n;
+    }
+    p->in_flight = n;
+    p->writing = true;
+    const std::uint64_t gen = p->generation;
+    asio::async_write(p->socket, p->gather,
+                      [self = shared_from_this(), p, gen](std::error_code ec, std::size_t) {
+                        if (self->closed_ || p->generation != gen) return;
+                        p->writing = false;
+                        if (ec) {
+                          self->connection_failed(p, true);
+                          return;
+                        }
+                        p->hello_pending = false;
+                        for (std::size_t i = 0; i < p->in_flight; ++i) {
+                          p->queued_bytes -= p->queue.front().size();
+                          p->queue.pop_front();
+                        }
+                        counters::bump(self->stats_.frames_sent, p->in_flight);
+                        p->in_flight = 0;
+                        self->pump(p);
+                      });
+  }
+
+  // Closes the connection; frames stay queued (including any that were being
+  // written: they are written again on the next connection).
+  void teardown(out_peer& p) {
+    ++p.generation;
+    std::error_code ignored;
+    p.socket.close(ignored);
+    p.timer.cancel();
+    p.writing = false;
+    p.in_flight = 0;
+    p.hello_pending = false;
+    p.st = out_peer::state::idle;
+  }
+
+  void connection_failed(const peer_ptr& p, bool was_connected) {
+    teardown(*p);
+    if (!was_connected) {
+      ++p->failures;
+      counters::bump(stats_.connect_failures);
+    }
+    if (p->queue.empty()) {
+      retire(p);
+      check_shutdown();
+      return;
+    }
+    if (p->failures >= cfg_.max_connect_attempts) {
+      counters::bump(stats_.dropped_unreachable, p->queue.size());
+      p->queue.clear();
+      p->queued_bytes = 0;
+      retire(p);
+      check_shutdown();
+      return;
+    }
+    if (was_connected) {  // a working connection broke: try again at once
+      connect(p);
+      return;
+    }
+    p->st = out_peer::state::backoff;
+    const std::uint64_t gen = p->generation;
+    p->timer.expires_after(p->backoff);
+    p->backoff = std::min(p->backoff * 2, cfg_.backoff_max);
+    p->timer.async_wait([self = shared_from_this(), p, gen](std::error_code ec) {
+      if (ec || self->closed_ || p->generation != gen) return;
+      self->connect(p);
+    });
+  }
+
+  void retire(const peer_ptr& p) {
+    auto it = peers_.find(p->to);
+    if (it != peers_.end() && it->second == p) peers_.erase(it);
+  }
+
+  void check_shutdown() {
+    if (shutdown_done_ && !closed_ && peers_.empty() && posted_.load() == 0) finish_shutdown({});
+  }
+
+  void finish_shutdown(std::error_code ec) {
+    if (closed_ || !shutdown_done_) return;
+    auto done = std::move(shutdown_done_);
+    shutdown_done_ = nullptr;
+    close();
+    done(ec);
+  }
+
+  // ---- inbound ----
+
+  void accept() {
+    acceptor_.async_accept([self = shared_from_this()](std::error_code ec, asio::ip::tcp::socket s) {
+      if (self->closed_ || self->closing()) return;
+      if (ec) {
+        if (ec == asio::error::operation_aborted) return;
+        // E.g. out of file descriptors: try again a little later rather than spin.
+        self->accept_retry_.expires_after(millis(50));
+        self->accept_retry_.async_wait([self](std::error_code wec) {
+          if (!wec && !self->closed_) self->accept();
+        });
+        return;
+      }
+      if (self->inbound_.size() >= self->cfg_.max_inbound_connections) {
+        counters::bump(self->stats_.refused_inbound);
+        std::error_code ignored;
+        s.close(ignored);
+      } else {
+        self->start_inbound(std::move(s));
+      }
+      self->accept();
+    });
+  }
+
+  void start_inbound(asio::ip::tcp::socket s) {
+    auto c = std::make_shared<in_conn>(std::move(s), strand_);
+    std::error_code ec;
+    const auto remote = c->socket.remote_endpoint(ec);
+    if (ec) return;
+    c->remote = from_asio(remote);
+    c->buf.resize(std::min(read_buffer_size, cfg_.max_message_size + 4));
+    inbound_.insert(c);
+    c->timer.expires_after(cfg_.hello_timeout);
+    c->timer.async_wait([self = shared_from_this(), c](std::error_code tec) {
+      if (!tec && c->open && !c->from) {
+        counters::bump(self->stats_.bad_hellos);
+        self->drop(*c);
+        self->inbound_.erase(c);
+      }
+    });
+    read(c);
+  }
+
+  void read(const conn_ptr& c) {
+    if (c->end == c->buf.size()) {
+      // Only reached with a partial frame header at the very end: make room.
+      std::memmove(c->buf.data(), c->buf.data() + c->begin, c->end - c->begin);
+      c->end -= c->begin;
+      c->begin = 0;
+    }
+    c->socket.async_read_some(asio::buffer(c->buf.data() + c->end, c->buf.size() - c->end),
+                              [self = shared_from_this(), c](std::error_code ec, std::size_t n) {
+                                if (!c->open || self->closed_) return;
+                                if (ec) {  // EOF or error: the peer is gone or done
+                                  self->drop(*c);
+                                  self->inbound_.erase(c);
+                                  return;
+                                }
+                                c->end += n;
+                                if (self->parse(*c)) self->read(c);
+                              });
+  }
+
+  // Delivers every complete frame in the buffer; false if the connection was dropped.
+  bool parse(in_conn& c) {
+    while (c.end - c.begin >= 4) {
+      const std::size_t len = load_le32(c.buf.data() + c.begin);
+      if (!c.from && len != hello_size) return reject(c, stats_.bad_hellos);
+      if (len > cfg_.max_message_size) return reject(c, stats_.oversize_frames);
+      if (c.end - c.begin - 4 < len) {
+        if (c.buf.size() - c.begin < 4 + len) {  // make room for this frame, and no more
+          std::memmove(c.buf.data(), c.buf.data() + c.begin, c.end - c.begin);
+          c.end -= c.begin;
+          c.begin = 0;
+          if (c.buf.size() < 4 + len) c.buf.resize(4 + len);
+        }
+        return true;
+      }
+      const std::span<const std::byte> body(c.buf.data() + c.begin + 4, len);
+      c.begin += 4 + len;
+      if (!c.from) {
+        c.from = parse_hello(body, c.remote);
+        if (!c.from) return reject(c, stats_.bad_hellos);
+        c.timer.cancel();
+        continue;
+      }
+      counters::bump(stats_.frames_received);
+      if (handler_) handler_(*c.from, body);
+      if (closed_ || !c.open) return false;
+    }
+    if (c.begin == c.end) {
+      c.begin = c.end = 0;
+      if (c.buf.size() > read_buffer_size) {
+        c.buf.resize(read_buffer_size);
+        c.buf.shrink_to_fit();
+      }
+    }
+    return true;
+  }
+
+  bool reject(in_conn& c, std::atomic<std::uint64_t>& counter) {
+    counters::bump(counter);
+    drop(c);
+    for (auto it = inbound_.begin(); it != inbound_.end(); ++it) {
+      if (it->get() == &c) {
+        inbound_.erase(it);
+        break;
+      }
+    }
+    return false;
+  }
+
+  void drop(in_conn& c) {
+    c.open = false;
+    std::error_code ignored;
+    c.socket.close(ignored);
+    c.timer.cancel();
+  }
+
+  tcp_transport_config cfg_;
+  strand_type strand_;
+  asio::ip::tcp::acceptor acceptor_;
+  asio::steady_timer shutdown_timer_;
+  asio::steady_timer accept_retry_;
+  endpoint local_;
+  std::array<std::byte, 4 + hello_size> hello_{};
+  basic_receive_handler<endpoint> handler_;
+  std::unordered_map<endpoint, peer_ptr> peers_;
+  std::unordered_set<conn_ptr> inbound_;
+  std::function<void(std::error_code)> shutdown_done_;
+  std::atomic<bool> closing_{false};    // read by send() on any thread
+  std::atomic<std::size_t> posted_{0};  // frames accepted by send() off the strand, not yet queued
+  bool closed_ = false;
+  counters stats_;
+};
+
+}  // namespace detail::tcp
+
+class tcp_transport {
+ public:
+  using endpoint_type = endpoint;
+
+  // Binds and listens; the error if that fails (address in use, ...).
+  // Throws std::invalid_argument for an invalid configuration.
+  static result<tcp_transport> open(asio::any_io_executor ex, tcp_transport_config cfg = {}) {
+    cfg.validate();
+    auto p = std::make_shared<detail::tcp::impl>(std::move(ex), std::move(cfg));
+    if (std::error_code ec = p->listen()) return ec;
+    p->start();
+    return tcp_transport(std::move(p));
+  }
+
+  tcp_transport(tcp_transport&&) noexcept = default;
+  tcp_transport& operator=(tcp_transport&& other) noexcept {
+    if (this != &other) {
+      close();
+      impl_ = std::move(other.impl_);
+    }
+    return *this;
+  }
+  tcp_transport(const tcp_transport&) = delete;
+  tcp_transport& operator=(const tcp_transport&) = delete;
+  // Closes (see the threading rule for close()). Pending completions keep the
+  // internals alive until they have run; the handler is never called again.
+  ~tcp_transport() { close(); }
+
+  endpoint local_endpoint() const { return impl_ ? impl_->local() : endpoint{}; }
+  std::size_t max_message_size() const { return impl_ ? impl_->config().max_message_size : 0; }
+  const tcp_transport_config& config() const { return impl_->config(); }
+  // The strand everything runs on: post work here to call send() with full
+  // error reporting, or close()/shutdown() from another thread.
+  detail::tcp::strand_type get_executor() const { return impl_->strand(); }
+
+  std::error_code send(const endpoint& to, std::span<const std::byte> message) {
+    if (!impl_ || impl_->closing()) return errc::shut_down;
+    if (message.size() > impl_->config().max_message_size) return errc::message_too_large;
+    if (to.port == 0 || to.is_unspecified()) return errc::unknown_peer;
+    detail::tcp::frame f(4 + message.size());
+    detail::store_le32(f.data(), static_cast<std::uint32_t>(message.size()));
+    if (!message.empty()) std::memcpy(f.data() + 4, message.data(), message.size());
+    if (impl_->strand().running_in_this_thread()) return impl_->enqueue(to, std::move(f));
+    if (!impl_->begin_post()) return errc::shut_down;
+    asio::post(impl_->strand(),
+               [p = impl_, to, f = std::move(f)]() mutable { p->finish_post(to, std::move(f)); });
+    return {};
+  }
+
+  void set_receive_handler(basic_receive_handler<endpoint> handler) {
+    if (impl_) impl_->set_handler(std::move(handler));
+  }
+
+  // Graceful: see the header comment. `done` runs on the strand.
+  void shutdown(duration bound, std::function<void(std::error_code)> done = {}) {
+    if (impl_) {
+      impl_->shutdown(bound, std::move(done));
+    } else if (done) {
+      done(errc::shut_down);
+    }
+  }
+
+  // Immediate: queued frames are dropped (counted). Idempotent.
+  void close() {
+    if (impl_) impl_->close();
+  }
+
+  tcp_transport_stats stats() const {
+    tcp_transport_stats s;
+    if (!impl_) return s;
+    auto& c = impl_->stats();
+    auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    s.frames_sent = get(c.frames_sent);
+    s.frames_received = get(c.frames_received);
+    s.dropped_queue_full = get(c.dropped_queue_full);
+    s.dropped_unreachable = get(c.dropped_unreachable);
+    s.dropped_on_close = get(c.dropped_on_close);
+    s.connect_failures = get(c.connect_failures);
+    s.connections_opened = get(c.connections_opened);
+    s.oversize_frames = get(c.oversize_frames);
+    s.bad_hellos = get(c.bad_hellos);
+    s.refused_inbound = get(c.refused_inbound);
+    return s;
+  }
+
+ private:
+  explicit tcp_transport(std::shared_ptr<detail::tcp::impl> p) : impl_(std::move(p)) {}
+  std::shared_ptr<detail::tcp::impl> impl_;
+};
+
+static_assert(transport<tcp_transport>);
+
+}  // namespace dhtkit

@@ -1,0 +1,570 @@
+// The Asio TCP and UDP transports: the shared conformance checks on 127.0.0.1,
+// plus what only a socket transport has (framing, hello, oversize frames,
+// reconnect with backoff, bounded queues, graceful shutdown).
+//
+// Every socket binds 127.0.0.1 port 0 and every wait is bounded and ends as
+// soon as its event happened; nothing sleeps.
+#include <algorithm>
+#include <array>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ip/udp.hpp>
+#include <asio/post.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <random>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "dhtkit/transport/asio_tcp.hpp"
+#include "dhtkit/transport/asio_udp.hpp"
+#include "support/catch.hpp"
+#include "support/seeds.hpp"
+#include "support/transport_conformance.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using bytes = std::vector<std::byte>;
+
+// Drives `io` until `done()` or `bound` of wall time.
+template <class Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds bound) {
+  const auto deadline = std::chrono::steady_clock::now() + bound;
+  while (!done()) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return done();
+    io.restart();
+    io.run_one_for(deadline - now);
+  }
+  return true;
+}
+
+// A port nobody listens on (for TCP and UDP): bind, read the port, close.
+template <class Protocol>
+dhtkit::endpoint free_endpoint() {
+  asio::io_context io;
+  typename Protocol::socket s(io, typename Protocol::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return dhtkit::endpoint::loopback_v4(s.local_endpoint().port());
+}
+
+bytes make_payload(std::uint64_t tag, std::size_t size) {
+  bytes out(size);
+  std::mt19937_64 rng(tag * 7919 + size);
+  for (auto& b : out) b = static_cast<std::byte>(rng());
+  return out;
+}
+
+struct collector {
+  std::vector<std::pair<dhtkit::endpoint, bytes>> got;
+  auto handler() {
+    return [this](const dhtkit::endpoint& from, std::span<const std::byte> m) {
+      got.emplace_back(from, bytes(m.begin(), m.end()));
+    };
+  }
+};
+
+dhtkit::tcp_transport_config fast_tcp_config() {
+  dhtkit::tcp_transport_config cfg;
+  cfg.backoff_initial = dhtkit::millis(5);  // tests wait on reconnects: keep them quick
+  cfg.backoff_max = dhtkit::millis(100);
+  cfg.max_connect_attempts = 40;
+  return cfg;
+}
+
+template <class Transport, class Config>
+struct asio_fixture {
+  using transport_type = Transport;
+  using endpoint_type = dhtkit::endpoint;
+
+  explicit asio_fixture(Config cfg = {}) : config(cfg) {
+    a_.emplace(std::move(Transport::open(io.get_executor(), config).value()));
+    b_.emplace(std::move(Transport::open(io.get_executor(), config).value()));
+    b_endpoint = b_->local_endpoint();
+  }
+
+  Transport& a() { return *a_; }
+  Transport& b() { return *b_; }
+  dhtkit::endpoint unreachable() {
+    if constexpr (std::is_same_v<Transport, dhtkit::tcp_transport>) {
+      return free_endpoint<asio::ip::tcp>();
+    } else {
+      return free_endpoint<asio::ip::udp>();
+    }
+  }
+  template <class Pred>
+  bool run_until(Pred done, std::chrono::milliseconds bound) {
+    return ::run_until(io, done, bound);
+  }
+  void stop_b() { b_->close(); }
+  void restart_b() {
+    Config cfg = config;
+    cfg.bind = b_endpoint;
+    b_.reset();
+    b_.emplace(std::move(Transport::open(io.get_executor(), cfg).value()));
+  }
+
+  asio::io_context io;  // first: outlives the transports
+  Config config;
+  std::optional<Transport> a_, b_;
+  dhtkit::endpoint b_endpoint;
+};
+
+struct tcp_fixture : asio_fixture<dhtkit::tcp_transport, dhtkit::tcp_transport_config> {
+  tcp_fixture() : asio_fixture(fast_tcp_config()) {}
+};
+using udp_fixture = asio_fixture<dhtkit::udp_transport, dhtkit::udp_transport_config>;
+
+static_assert(dhtkit::test::conformance::transport_fixture<tcp_fixture>);
+static_assert(dhtkit::test::conformance::transport_fixture<udp_fixture>);
+
+// A hand-written hello, as a peer would send it.
+std::array<std::byte, 28> raw_hello(const dhtkit::endpoint& self) {
+  return dhtkit::detail::tcp::make_hello(self);
+}
+
+bytes raw_frame(std::uint32_t len, std::span<const std::byte> body) {
+  bytes f(4);
+  dhtkit::detail::store_le32(f.data(), len);
+  f.insert(f.end(), body.begin(), body.end());
+  return f;
+}
+
+// A raw client socket connected to `to`, with a pending read that tells when
+// the transport closed the connection.
+struct raw_client {
+  raw_client(asio::io_context& io, const dhtkit::endpoint& to) : socket(io) {
+    socket.connect(dhtkit::detail::to_asio<asio::ip::tcp>(to));
+    socket.async_read_some(asio::buffer(probe),
+                           [this](std::error_code ec, std::size_t) { closed_by_peer = !!ec; });
+  }
+  void write(std::span<const std::byte> b) { asio::write(socket, asio::buffer(b.data(), b.size())); }
+  asio::ip::tcp::socket socket;
+  std::array<std::byte, 1> probe{};
+  bool closed_by_peer = false;
+};
+
+}  // namespace
+
+DHTKIT_TRANSPORT_CONFORMANCE_TESTS(tcp_fixture, "tcp transport", "[transport][tcp][conformance]")
+DHTKIT_TRANSPORT_CONFORMANCE_TESTS(udp_fixture, "udp transport", "[transport][udp][conformance]")
+
+TEST_CASE("tcp transport header example", "[transport][tcp]") {
+  asio::io_context io;
+  auto server = dhtkit::tcp_transport::open(io.get_executor(), {});
+  auto client = dhtkit::tcp_transport::open(io.get_executor(), {});
+  REQUIRE(server);
+  REQUIRE(client);
+  int received = 0;
+  server->set_receive_handler([&received](const dhtkit::endpoint& from, std::span<const std::byte> msg) {
+    std::printf("%zu bytes from %s\n", msg.size(), from.to_string().c_str());
+    ++received;
+  });
+  const std::byte hi[] = {std::byte{'h'}, std::byte{'i'}};
+  std::error_code ec = client->send(server->local_endpoint(), hi);
+  CHECK(!ec);
+  run_until(
+      io, [&] { return received == 1; }, 5s);
+  CHECK(received == 1);
+}
+
+TEST_CASE("udp transport header example", "[transport][udp]") {
+  asio::io_context io;
+  auto a = dhtkit::udp_transport::open(io.get_executor(), {});
+  auto b = dhtkit::udp_transport::open(io.get_executor(), {});
+  REQUIRE(a);
+  REQUIRE(b);
+  int received = 0;
+  b->set_receive_handler([&received](const dhtkit::endpoint& from, std::span<const std::byte> msg) {
+    std::printf("%zu bytes from %s\n", msg.size(), from.to_string().c_str());
+    ++received;
+  });
+  const std::byte ping[] = {std::byte{1}};
+  std::error_code ec = a->send(b->local_endpoint(), ping);
+  CHECK(!ec);
+  run_until(
+      io, [&] { return received == 1; }, 5s);
+  CHECK(received == 1);
+}
+
+TEST_CASE("transport concept echo example runs on both socket transports", "[transport]") {
+  auto echo = []<dhtkit::transport T>(T& t) {
+    t.set_receive_handler([&t](const typename T::endpoint_type& from, std::span<const std::byte> msg) {
+      (void)t.send(from, msg);
+    });
+  };
+  auto check = [&]<class T>(T& server, T& client, asio::io_context& io) {
+    echo(server);
+    collector c;
+    client.set_receive_handler(c.handler());
+    const bytes m = make_payload(1, 300);
+    REQUIRE(!client.send(server.local_endpoint(), m));
+    REQUIRE(run_until(
+        io, [&] { return !c.got.empty(); }, 5s));
+    CHECK(c.got[0].first == server.local_endpoint());
+    CHECK(c.got[0].second == m);
+  };
+  asio::io_context io;
+  auto t1 = dhtkit::tcp_transport::open(io.get_executor()).value();
+  auto t2 = dhtkit::tcp_transport::open(io.get_executor()).value();
+  check(t1, t2, io);
+  auto u1 = dhtkit::udp_transport::open(io.get_executor()).value();
+  auto u2 = dhtkit::udp_transport::open(io.get_executor()).value();
+  check(u1, u2, io);
+}
+
+TEST_CASE("tcp frames arrive whole and in order in a burst", "[transport][tcp]") {
+  for (std::uint64_t seed : dhtkit::test::seeds(3)) {
+    DHTKIT_SEED_SCOPE(seed);
+    asio::io_context io;
+    auto a = dhtkit::tcp_transport::open(io.get_executor()).value();
+    auto b = dhtkit::tcp_transport::open(io.get_executor()).value();
+    collector c;
+    b.set_receive_handler(c.handler());
+    std::mt19937_64 rng(seed);
+    std::vector<bytes> sent;
+    // Sizes straddle the read buffer (64 KiB) so frames split across reads.
+    for (int i = 0; i < 300; ++i) {
+      const std::size_t size = rng() % 4 == 0 ? rng() % 200000 : rng() % 100;
+      sent.push_back(make_payload(seed * 1000 + static_cast<std::uint64_t>(i), size));
+      REQUIRE(!a.send(b.local_endpoint(), sent.back()));
+    }
+    REQUIRE(run_until(
+        io, [&] { return c.got.size() == sent.size(); }, 10s));
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      CHECK(c.got[i].first == a.local_endpoint());
+      CHECK(c.got[i].second == sent[i]);
+    }
+    CHECK(a.stats().connections_opened == 1);  // one connection, reused
+    CHECK(a.stats().frames_sent == sent.size());
+    CHECK(b.stats().frames_received == sent.size());
+  }
+}
+
+TEST_CASE("tcp drops a connection announcing an oversize frame without waiting for its body",
+          "[transport][tcp]") {
+  asio::io_context io;
+  dhtkit::tcp_transport_config cfg;
+  cfg.max_message_size = 1000;
+  auto b = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  collector c;
+  b.set_receive_handler(c.handler());
+
+  for (std::uint32_t len : {1001u, 0xFFFFFFFFu}) {
+    INFO("length " << len);
+    const auto before = b.stats().oversize_frames;
+    raw_client client(io, b.local_endpoint());
+    client.write(raw_hello(dhtkit::endpoint::loopback_v4(4242)));
+    const bytes ok = make_payload(1, 10);
+    client.write(raw_frame(10, ok));
+    // Only the 4-byte prefix: the transport must act on it alone.
+    client.write(raw_frame(len, {}));
+    REQUIRE(run_until(
+        io, [&] { return client.closed_by_peer; }, 5s));
+    CHECK(b.stats().oversize_frames == before + 1);
+    REQUIRE(!c.got.empty());
+    CHECK(c.got.back().second == ok);
+  }
+  CHECK(c.got.size() == 2);
+  // The transport still serves others.
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  REQUIRE(!a.send(b.local_endpoint(), make_payload(2, 1000)));
+  REQUIRE(run_until(
+      io, [&] { return c.got.size() == 3; }, 5s));
+}
+
+TEST_CASE("tcp validates the hello", "[transport][tcp]") {
+  asio::io_context io;
+  dhtkit::tcp_transport_config cfg;
+  cfg.hello_timeout = dhtkit::millis(50);
+  auto b = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  collector c;
+  b.set_receive_handler(c.handler());
+  const bytes data = make_payload(3, 5);
+
+  SECTION("a data frame instead of a hello") {
+    raw_client client(io, b.local_endpoint());
+    client.write(raw_frame(5, data));
+    REQUIRE(run_until(
+        io, [&] { return client.closed_by_peer; }, 5s));
+  }
+  SECTION("bad magic") {
+    raw_client client(io, b.local_endpoint());
+    auto hello = raw_hello(dhtkit::endpoint::loopback_v4(9));
+    hello[4] = std::byte{'X'};
+    client.write(hello);
+    client.write(raw_frame(5, data));
+    REQUIRE(run_until(
+        io, [&] { return client.closed_by_peer; }, 5s));
+  }
+  SECTION("unknown version, family, port 0, junk after an IPv4 address") {
+    for (int variant = 0; variant < 4; ++variant) {
+      raw_client client(io, b.local_endpoint());
+      auto hello = raw_hello(dhtkit::endpoint::loopback_v4(9));
+      if (variant == 0) hello[8] = std::byte{2};
+      if (variant == 1) hello[9] = std::byte{5};
+      if (variant == 2) hello[26] = hello[27] = std::byte{0};
+      if (variant == 3) hello[20] = std::byte{1};
+      client.write(hello);
+      client.write(raw_frame(5, data));
+      REQUIRE(run_until(
+          io, [&] { return client.closed_by_peer; }, 5s));
+    }
+  }
+  SECTION("no hello at all within hello_timeout") {
+    raw_client client(io, b.local_endpoint());
+    REQUIRE(run_until(
+        io, [&] { return client.closed_by_peer; }, 5s));
+  }
+  SECTION("a valid hello names the sender; a wildcard address means the connection's") {
+    raw_client named(io, b.local_endpoint());
+    named.write(raw_hello(dhtkit::endpoint::v4(127, 0, 0, 1, 4242)));
+    named.write(raw_frame(5, data));
+    raw_client wildcard(io, b.local_endpoint());
+    wildcard.write(raw_hello(dhtkit::endpoint::v4(0, 0, 0, 0, 4343)));
+    wildcard.write(raw_frame(5, data));
+    REQUIRE(run_until(
+        io, [&] { return c.got.size() == 2; }, 5s));
+    std::vector<dhtkit::endpoint> from{c.got[0].first, c.got[1].first};
+    std::sort(from.begin(), from.end());
+    CHECK(from[0] == dhtkit::endpoint::loopback_v4(4242));
+    CHECK(from[1] == dhtkit::endpoint::loopback_v4(4343));
+    CHECK(b.stats().bad_hellos == 0);
+    return;
+  }
+  CHECK(c.got.empty());
+  CHECK(b.stats().bad_hellos >= 1);
+}
+
+TEST_CASE("tcp reconnects with backoff and delivers what waited", "[transport][tcp]") {
+  asio::io_context io;
+  auto cfg = fast_tcp_config();
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  const dhtkit::endpoint b_ep = free_endpoint<asio::ip::tcp>();
+  std::vector<bytes> sent;
+  for (int i = 0; i < 5; ++i) {
+    sent.push_back(make_payload(static_cast<std::uint64_t>(i), 100));
+    REQUIRE(!a.send(b_ep, sent.back()));
+  }
+  // Nobody listens yet: the attempts fail and back off.
+  REQUIRE(run_until(
+      io, [&] { return a.stats().connect_failures >= 3; }, 5s));
+  CHECK(a.stats().connections_opened == 0);
+
+  auto bcfg = cfg;
+  bcfg.bind = b_ep;
+  auto b = dhtkit::tcp_transport::open(io.get_executor(), bcfg).value();
+  collector c;
+  b.set_receive_handler(c.handler());
+  REQUIRE(run_until(
+      io, [&] { return c.got.size() == sent.size(); }, 5s));
+  for (std::size_t i = 0; i < sent.size(); ++i) CHECK(c.got[i].second == sent[i]);
+  CHECK(a.stats().connections_opened == 1);
+  CHECK(a.stats().dropped_unreachable == 0);
+}
+
+TEST_CASE("tcp gives up on a peer after max_connect_attempts", "[transport][tcp]") {
+  asio::io_context io;
+  auto cfg = fast_tcp_config();
+  cfg.max_connect_attempts = 3;
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  const auto nowhere = free_endpoint<asio::ip::tcp>();
+  REQUIRE(!a.send(nowhere, make_payload(1, 10)));
+  REQUIRE(!a.send(nowhere, make_payload(2, 10)));
+  REQUIRE(run_until(
+      io, [&] { return a.stats().dropped_unreachable == 2; }, 5s));
+  CHECK(a.stats().connect_failures == 3);
+}
+
+TEST_CASE("tcp send queue is bounded: reject policy", "[transport][tcp]") {
+  asio::io_context io;
+  auto cfg = fast_tcp_config();
+  cfg.send_queue_frames = 8;
+  cfg.max_message_size = 100;
+  cfg.send_queue_bytes = 250;  // two 104-byte frames
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  const auto nowhere = free_endpoint<asio::ip::tcp>();
+  std::vector<std::error_code> results;
+  // On the strand, send() reports queue_full itself.
+  asio::post(a.get_executor(), [&] {
+    for (int i = 0; i < 10; ++i) results.push_back(a.send(nowhere, make_payload(1, 1)));
+    results.push_back(a.send(dhtkit::endpoint::loopback_v4(1), make_payload(1, 100)));
+    results.push_back(a.send(dhtkit::endpoint::loopback_v4(1), make_payload(1, 100)));
+    results.push_back(a.send(dhtkit::endpoint::loopback_v4(1), make_payload(1, 100)));
+  });
+  REQUIRE(run_until(
+      io, [&] { return results.size() == 13; }, 5s));
+  for (int i = 0; i < 8; ++i) CHECK(!results[static_cast<std::size_t>(i)]);
+  CHECK(results[8] == dhtkit::errc::queue_full);
+  CHECK(results[9] == dhtkit::errc::queue_full);
+  CHECK(!results[10]);
+  CHECK(!results[11]);
+  CHECK(results[12] == dhtkit::errc::queue_full);  // over the byte bound
+  CHECK(a.stats().dropped_queue_full == 3);
+}
+
+TEST_CASE("tcp send queue is bounded: drop_oldest keeps the newest frames", "[transport][tcp]") {
+  asio::io_context io;
+  auto cfg = fast_tcp_config();
+  cfg.send_queue_frames = 8;
+  cfg.overflow = dhtkit::overflow_policy::drop_oldest;
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  const auto b_ep = free_endpoint<asio::ip::tcp>();
+  std::vector<bytes> sent;
+  bool all_ok = true;
+  asio::post(a.get_executor(), [&] {
+    for (int i = 0; i < 20; ++i) {
+      sent.push_back(make_payload(static_cast<std::uint64_t>(i), 16));
+      all_ok = all_ok && !a.send(b_ep, sent.back());
+    }
+  });
+  REQUIRE(run_until(
+      io, [&] { return a.stats().connect_failures >= 1; }, 5s));
+  CHECK(all_ok);
+  CHECK(a.stats().dropped_queue_full == 12);
+  auto bcfg = cfg;
+  bcfg.bind = b_ep;
+  auto b = dhtkit::tcp_transport::open(io.get_executor(), bcfg).value();
+  collector c;
+  b.set_receive_handler(c.handler());
+  REQUIRE(run_until(
+      io, [&] { return c.got.size() == 8; }, 5s));
+  run_until(
+      io, [] { return false; }, 50ms);
+  REQUIRE(c.got.size() == 8);
+  for (std::size_t i = 0; i < 8; ++i) CHECK(c.got[i].second == sent[12 + i]);
+}
+
+TEST_CASE("tcp graceful shutdown delivers every frame it accepted", "[transport][tcp]") {
+  for (std::uint64_t seed : dhtkit::test::seeds(3)) {
+    DHTKIT_SEED_SCOPE(seed);
+    asio::io_context io;
+    auto cfg = fast_tcp_config();
+    cfg.send_queue_frames = 100000;
+    cfg.send_queue_bytes = std::size_t{64} << 20;
+    auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+    auto b = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+    auto c2 = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+    collector at_b, at_c;
+    b.set_receive_handler(at_b.handler());
+    c2.set_receive_handler(at_c.handler());
+    std::mt19937_64 rng(seed);
+    std::size_t accepted_b = 0, accepted_c = 0;
+    // Some frames are already on their way, some still queued, some only posted.
+    for (int i = 0; i < 500; ++i) {
+      const bool to_b = rng() % 2;
+      const auto m = make_payload(static_cast<std::uint64_t>(i), rng() % 3 == 0 ? rng() % 50000 : rng() % 64);
+      if (!a.send(to_b ? b.local_endpoint() : c2.local_endpoint(), m)) ++(to_b ? accepted_b : accepted_c);
+      if (i == 100) io.run_for(1ms);
+    }
+    std::optional<std::error_code> done;
+    a.shutdown(dhtkit::seconds(5), [&](std::error_code ec) {
+      done = ec;
+      // At this moment both peers have read every frame (they closed after EOF).
+      CHECK(at_b.got.size() == accepted_b);
+      CHECK(at_c.got.size() == accepted_c);
+    });
+    CHECK(a.send(b.local_endpoint(), make_payload(1, 1)) == dhtkit::errc::shut_down);
+    REQUIRE(run_until(
+        io, [&] { return done.has_value(); }, 10s));
+    CHECK(!*done);
+    CHECK(accepted_b + accepted_c == 500);
+    CHECK(a.stats().frames_sent == 500);
+    CHECK(a.stats().dropped_on_close == 0);
+  }
+}
+
+TEST_CASE("tcp graceful shutdown is bounded when a peer never comes", "[transport][tcp]") {
+  asio::io_context io;
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), fast_tcp_config()).value();
+  REQUIRE(!a.send(free_endpoint<asio::ip::tcp>(), make_payload(1, 10)));
+  std::optional<std::error_code> done;
+  a.shutdown(dhtkit::millis(100), [&](std::error_code ec) { done = ec; });
+  REQUIRE(run_until(
+      io, [&] { return done.has_value(); }, 5s));
+  CHECK(*done == dhtkit::errc::timed_out);
+  CHECK(a.stats().dropped_on_close == 1);
+}
+
+TEST_CASE("udp drops an oversize datagram from the network", "[transport][udp]") {
+  asio::io_context io;
+  auto b = dhtkit::udp_transport::open(io.get_executor()).value();
+  CHECK(b.max_message_size() == 1400);
+  collector c;
+  b.set_receive_handler(c.handler());
+  asio::ip::udp::socket raw(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto to = dhtkit::detail::to_asio<asio::ip::udp>(b.local_endpoint());
+  raw.send_to(asio::buffer(make_payload(1, 1401)), to);
+  raw.send_to(asio::buffer(make_payload(2, 4000)), to);
+  const bytes ok = make_payload(3, 1400);
+  raw.send_to(asio::buffer(ok), to);
+  REQUIRE(run_until(
+      io, [&] { return c.got.size() == 1; }, 5s));
+  CHECK(c.got[0].second == ok);
+  CHECK(c.got[0].first == dhtkit::detail::from_asio(raw.local_endpoint()));
+  CHECK(b.stats().oversize_received == 2);
+  CHECK(b.send(c.got[0].first, make_payload(4, 1401)) == dhtkit::errc::message_too_large);
+}
+
+TEST_CASE("socket transports report configuration and bind errors", "[transport]") {
+  asio::io_context io;
+  dhtkit::tcp_transport_config tcfg;
+  tcfg.max_message_size = 0;
+  CHECK_THROWS_AS(dhtkit::tcp_transport::open(io.get_executor(), tcfg), std::invalid_argument);
+  tcfg = {};
+  tcfg.backoff_max = dhtkit::millis(1);
+  tcfg.backoff_initial = dhtkit::millis(2);
+  CHECK_THROWS_AS(dhtkit::tcp_transport::open(io.get_executor(), tcfg), std::invalid_argument);
+  dhtkit::udp_transport_config ucfg;
+  ucfg.max_message_size = 70000;
+  CHECK_THROWS_AS(dhtkit::udp_transport::open(io.get_executor(), ucfg), std::invalid_argument);
+
+  auto t = dhtkit::tcp_transport::open(io.get_executor()).value();
+  tcfg = {};
+  tcfg.bind = t.local_endpoint();
+  auto again = dhtkit::tcp_transport::open(io.get_executor(), tcfg);
+  REQUIRE_FALSE(again);
+  CHECK(again.error() == std::errc::address_in_use);
+
+  auto u = dhtkit::udp_transport::open(io.get_executor()).value();
+  ucfg = {};
+  ucfg.bind = u.local_endpoint();
+  auto uagain = dhtkit::udp_transport::open(io.get_executor(), ucfg);
+  REQUIRE_FALSE(uagain);
+  CHECK(uagain.error() == std::errc::address_in_use);
+
+  // Addresses known to be unusable are refused at once.
+  CHECK(t.send(dhtkit::endpoint::v4(0, 0, 0, 0, 80), make_payload(1, 1)) == dhtkit::errc::unknown_peer);
+  CHECK(t.send(dhtkit::endpoint::loopback_v4(0), make_payload(1, 1)) == dhtkit::errc::unknown_peer);
+  CHECK(u.send(dhtkit::endpoint::loopback_v6(80), make_payload(1, 1)) == dhtkit::errc::unknown_peer);
+}
+
+TEST_CASE("send from another thread is posted to the strand", "[transport]") {
+  asio::io_context io;
+  auto a = dhtkit::tcp_transport::open(io.get_executor()).value();
+  auto b = dhtkit::tcp_transport::open(io.get_executor()).value();
+  auto ua = dhtkit::udp_transport::open(io.get_executor()).value();
+  auto ub = dhtkit::udp_transport::open(io.get_executor()).value();
+  collector tc, uc;
+  b.set_receive_handler(tc.handler());
+  ub.set_receive_handler(uc.handler());
+  std::thread sender([&] {
+    for (int i = 0; i < 50; ++i) {
+      CHECK(!a.send(b.local_endpoint(), make_payload(static_cast<std::uint64_t>(i), 20)));
+      if (i < 8) CHECK(!ua.send(ub.local_endpoint(), make_payload(static_cast<std::uint64_t>(i), 20)));
+    }
+  });
+  // Running the loop here while the other thread sends exercises the post path
+  // under ThreadSanitizer-style interleavings.
+  run_until(
+      io, [&] { return tc.got.size() == 50 && uc.got.size() == 8; }, 10s);
+  sender.join();
+  REQUIRE(run_until(
+      io, [&] { return tc.got.size() == 50 && uc.got.size() == 8; }, 10s));
+  for (int i = 0; i < 50; ++i)
+    CHECK(tc.got[static_cast<std::size_t>(i)].second == make_payload(static_cast<std::uint64_t>(i), 20));
+}
