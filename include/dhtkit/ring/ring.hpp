@@ -356,8 +356,9 @@ class ring {
     return out;
   }
 
-  // Calls f(begin, end, node) for every maximal arc [begin, end) owned by one
-  // node, clockwise from the arc containing 0 (begin == end: the whole circle).
+  // Calls f(begin, end, node) for every arc [begin, end) owned by one node, in
+  // clockwise order starting at an ownership boundary; consecutive virtual
+  // nodes of one node form one arc (begin == end: the whole circle).
   template <class F>
   void for_each_range(F&& f) const {
     if (tokens_.empty()) return;
