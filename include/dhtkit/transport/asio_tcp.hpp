@@ -30,6 +30,7 @@
 // strand, and a queue overflow found there is only counted in stats().
 // set_receive_handler(), shutdown() and close() must be called on the strand
 // or while no thread runs the executor (e.g. between io_context::run calls).
+// A receive handler may call send() and close(), but must not replace itself.
 //
 // Shutdown: close() is immediate and drops whatever is still queued (counted
 // as dropped_on_close). shutdown(bound, done) is graceful: send() returns
@@ -253,8 +254,12 @@ struct in_conn {
 inline constexpr std::size_t max_gather_frames = 64;
 inline constexpr std::size_t max_gather_bytes = 256 * 1024;
 // Inbound read buffer kept between frames; grown up to a maximal frame when one
-// needs it and shrunk back afterwards.
+// needs it.
 inline constexpr std::size_t read_buffer_size = 64 * 1024;
+// A grown buffer is kept for the next large frame unless it is over this, so
+// a stream of 64 KiB messages does not reallocate per message while an idle
+// connection never holds more than this.
+inline constexpr std::size_t shrink_above = 256 * 1024;
 
 class impl : public std::enable_shared_from_this<impl> {
  public:
@@ -663,7 +668,7 @@ class impl : public std::enable_shared_from_this<impl> {
     }
     if (c.begin == c.end) {
       c.begin = c.end = 0;
-      if (c.buf.size() > read_buffer_size) {
+      if (c.buf.size() > shrink_above) {
         c.buf.resize(read_buffer_size);
         c.buf.shrink_to_fit();
       }

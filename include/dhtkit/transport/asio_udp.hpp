@@ -18,6 +18,7 @@
 // copies the datagram and posts it to the strand, where an overflow is only
 // counted. set_receive_handler() and close() must be called on the strand or
 // while no thread runs the executor. close() drops queued datagrams (counted).
+// A receive handler may call send() and close(), but must not replace itself.
 //
 //   asio::io_context io;
 //   auto a = dhtkit::udp_transport::open(io.get_executor(), {});
