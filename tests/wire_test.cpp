@@ -703,10 +703,13 @@ flood_stats flood(std::uint64_t seed, std::size_t count) {
     if (!again || *again != input) {
       ++s.reencode_mismatch;
       if (s.reencode_mismatch == 1) {
+        // Print the first offender so it can become a table row.
         std::string hex;
-        for (auto b : input)
-          hex += "0123456789abcdef"[static_cast<unsigned>(b) >> 4],
-              hex += "0123456789abcdef"[static_cast<unsigned>(b) & 15];
+        for (auto b : input) {
+          const auto v = static_cast<unsigned>(b);
+          hex += "0123456789abcdef"[v >> 4];
+          hex += "0123456789abcdef"[v & 15];
+        }
         WARN("input that re-encodes differently: " << hex);
       }
     }

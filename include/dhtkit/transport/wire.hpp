@@ -86,7 +86,8 @@ struct wire_limits {
   // a message. Equal to max_message_size by default: a string can never be
   // longer than the bytes that carry it, so this only matters when set lower.
   std::size_t max_string_size = 1024 * 1024;
-  // Most elements in any other container (vector, map, set, list...).
+  // Most elements in any other container (vector, map, set, list...). Carry
+  // blobs as std::string or std::vector<std::byte>, which count as strings.
   // Allocation for a container is sizeof(element) * count, so this caps it
   // in absolute terms (64 Ki elements of a 32-byte type = 2 MiB) whatever
   // the element type; membership lists and batches stay well below it.
