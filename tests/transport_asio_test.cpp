@@ -14,6 +14,7 @@
 #include <asio/write.hpp>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <random>
 #include <span>
@@ -567,4 +568,83 @@ TEST_CASE("send from another thread is posted to the strand", "[transport]") {
       io, [&] { return tc.got.size() == 50 && uc.got.size() == 8; }, 10s));
   for (int i = 0; i < 50; ++i)
     CHECK(tc.got[static_cast<std::size_t>(i)].second == make_payload(static_cast<std::uint64_t>(i), 20));
+}
+
+TEST_CASE("tcp cuts off a connection attempt at connect_timeout", "[transport][tcp]") {
+  asio::io_context io;
+  // A listener that never accepts, with its accept queue full: Linux then drops
+  // further SYNs, so a connect neither succeeds nor fails on its own.
+  asio::ip::tcp::acceptor stuck(io);
+  const asio::ip::tcp::endpoint any(asio::ip::make_address("127.0.0.1"), 0);
+  stuck.open(any.protocol());
+  stuck.bind(any);
+  stuck.listen(0);
+  std::vector<std::unique_ptr<asio::ip::tcp::socket>> fillers;
+  for (int i = 0; i < 4; ++i) {
+    fillers.push_back(std::make_unique<asio::ip::tcp::socket>(io));
+    fillers.back()->async_connect(stuck.local_endpoint(), [](std::error_code) {});
+  }
+  run_until(
+      io, [] { return false; }, 50ms);  // let the fillers take the queue
+
+  auto cfg = fast_tcp_config();
+  cfg.connect_timeout = dhtkit::millis(30);
+  cfg.max_connect_attempts = 2;
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  REQUIRE(!a.send(dhtkit::detail::from_asio(stuck.local_endpoint()), make_payload(1, 10)));
+  REQUIRE(run_until(
+      io, [&] { return a.stats().dropped_unreachable == 1; }, 5s));
+  CHECK(a.stats().connect_failures == 2);
+  CHECK(a.stats().connect_timeouts == 2);
+  CHECK(a.stats().connections_opened == 0);
+}
+
+TEST_CASE("tcp refuses inbound connections over max_inbound_connections", "[transport][tcp]") {
+  asio::io_context io;
+  dhtkit::tcp_transport_config cfg;
+  cfg.max_inbound_connections = 1;
+  auto b = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  collector c;
+  b.set_receive_handler(c.handler());
+  raw_client first(io, b.local_endpoint());
+  first.write(raw_hello(dhtkit::endpoint::loopback_v4(1111)));
+  first.write(raw_frame(3, make_payload(1, 3)));
+  REQUIRE(run_until(
+      io, [&] { return c.got.size() == 1; }, 5s));
+  raw_client second(io, b.local_endpoint());
+  REQUIRE(run_until(
+      io, [&] { return second.closed_by_peer; }, 5s));
+  CHECK(b.stats().refused_inbound == 1);
+  CHECK_FALSE(first.closed_by_peer);
+}
+
+TEST_CASE("socket transports work over IPv6 loopback", "[transport]") {
+  asio::io_context io;
+  dhtkit::tcp_transport_config tcfg;
+  tcfg.bind = dhtkit::endpoint::loopback_v6(0);
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), tcfg);
+  if (!a) {
+    WARN("no IPv6 loopback here (" << a.error().message() << "): IPv6 not tested");
+    return;
+  }
+  auto b = dhtkit::tcp_transport::open(io.get_executor(), tcfg).value();
+  CHECK(a->local_endpoint().is_v6());
+  collector tc;
+  b.set_receive_handler(tc.handler());
+  REQUIRE(!a->send(b.local_endpoint(), make_payload(1, 100)));
+  REQUIRE(run_until(
+      io, [&] { return tc.got.size() == 1; }, 5s));
+  CHECK(tc.got[0].first == a->local_endpoint());
+
+  dhtkit::udp_transport_config ucfg;
+  ucfg.bind = dhtkit::endpoint::loopback_v6(0);
+  auto ua = dhtkit::udp_transport::open(io.get_executor(), ucfg).value();
+  auto ub = dhtkit::udp_transport::open(io.get_executor(), ucfg).value();
+  collector uc;
+  ub.set_receive_handler(uc.handler());
+  REQUIRE(!ua.send(ub.local_endpoint(), make_payload(2, 100)));
+  REQUIRE(run_until(
+      io, [&] { return uc.got.size() == 1; }, 5s));
+  CHECK(uc.got[0].first == ua.local_endpoint());
+  CHECK(ua.send(dhtkit::endpoint::loopback_v4(9), make_payload(3, 1)) == dhtkit::errc::unknown_peer);
 }

@@ -151,6 +151,7 @@ struct tcp_transport_stats {
   std::uint64_t dropped_unreachable = 0;  // dropped after max_connect_attempts failures
   std::uint64_t dropped_on_close = 0;     // still queued when the transport closed
   std::uint64_t connect_failures = 0;     // failed or timed-out connection attempts
+  std::uint64_t connect_timeouts = 0;     // of those, attempts cut off by connect_timeout
   std::uint64_t connections_opened = 0;   // successful outbound connections
   std::uint64_t oversize_frames = 0;      // inbound connections dropped for a frame over the maximum
   std::uint64_t bad_hellos = 0;           // inbound connections dropped for a missing or malformed hello
@@ -208,8 +209,8 @@ inline std::optional<endpoint> parse_hello(std::span<const std::byte> b, const e
 
 struct counters {
   std::atomic<std::uint64_t> frames_sent{0}, frames_received{0}, dropped_queue_full{0},
-      dropped_unreachable{0}, dropped_on_close{0}, connect_failures{0}, connections_opened{0},
-      oversize_frames{0}, bad_hellos{0}, refused_inbound{0};
+      dropped_unreachable{0}, dropped_on_close{0}, connect_failures{0}, connect_timeouts{0},
+      connections_opened{0}, oversize_frames{0}, bad_hellos{0}, refused_inbound{0};
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
     c.fetch_add(n, std::memory_order_relaxed);
   }
@@ -421,9 +422,10 @@ class impl : public std::enable_shared_from_this<impl> {
     p->st = out_peer::state::connecting;
     const std::uint64_t gen = p->generation;
     p->timer.expires_after(cfg_.connect_timeout);
-    p->timer.async_wait([p, gen](std::error_code ec) {
+    p->timer.async_wait([self = shared_from_this(), p, gen](std::error_code ec) {
       // Closing the socket makes the pending connect complete with an error.
       if (!ec && p->generation == gen && p->st == out_peer::state::connecting) {
+        counters::bump(self->stats_.connect_timeouts);
         std::error_code ignored;
         p->socket.close(ignored);
       }
@@ -792,6 +794,7 @@ class tcp_transport {
     s.dropped_unreachable = get(c.dropped_unreachable);
     s.dropped_on_close = get(c.dropped_on_close);
     s.connect_failures = get(c.connect_failures);
+    s.connect_timeouts = get(c.connect_timeouts);
     s.connections_opened = get(c.connections_opened);
     s.oversize_frames = get(c.oversize_frames);
     s.bad_hellos = get(c.bad_hellos);
