@@ -516,6 +516,8 @@ class network {
 
   static constexpr std::size_t max_allowed_message_size = std::size_t{1} << 30;
   static constexpr std::uint64_t timer_flag = std::uint64_t{1} << 63;
+  // Largest buffer a free message slot keeps for reuse (see release_swapped).
+  static constexpr std::size_t pooled_capacity = 512;
 
   // A link_config turned into what the hot path needs: integer nanoseconds and
   // integer probability thresholds.
@@ -763,11 +765,7 @@ class network {
     return {};
   }
 
-  void release(std::uint32_t slot) {
-    --in_flight_;
-    in_flight_bytes_ -= slots_[slot].bytes.size();
-    free_slots_.push_back(slot);
-  }
+  void release(std::uint32_t slot) { release_swapped(slot, slots_[slot].bytes.size()); }
 
   // Runs one popped event; false if it had no effect (a cancelled or stale timer).
   bool dispatch(const event& ev) {
@@ -836,9 +834,16 @@ class network {
     dst.handler_(from, std::span<const std::byte>(delivering_.data(), delivering_.size()));
   }
 
+  // `size` is the released message's size (the slot may already hold another buffer).
   void release_swapped(std::uint32_t slot, std::uint64_t size) {
     --in_flight_;
     in_flight_bytes_ -= size;
+    // Free slots keep small buffers so steady traffic allocates nothing, but
+    // not large ones: otherwise every slot that once carried a big message
+    // would keep its memory, and the pool could grow far past
+    // max_in_flight_bytes.
+    std::vector<std::byte>& buffer = slots_[slot].bytes;
+    if (buffer.capacity() > pooled_capacity) std::vector<std::byte>().swap(buffer);
     free_slots_.push_back(slot);
   }
 
