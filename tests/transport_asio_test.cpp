@@ -648,3 +648,28 @@ TEST_CASE("socket transports work over IPv6 loopback", "[transport]") {
   CHECK(uc.got[0].first == ua.local_endpoint());
   CHECK(ua.send(dhtkit::endpoint::loopback_v4(9), make_payload(3, 1)) == dhtkit::errc::unknown_peer);
 }
+
+TEST_CASE("tcp backs off from a peer that accepts and closes at once", "[transport][tcp]") {
+  asio::io_context io;
+  asio::ip::tcp::acceptor rude(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  int accepted = 0;
+  std::function<void()> accept_and_close = [&] {
+    rude.async_accept([&](std::error_code ec, asio::ip::tcp::socket s) {
+      if (ec) return;
+      ++accepted;
+      s.close();
+      accept_and_close();
+    });
+  };
+  accept_and_close();
+  auto cfg = fast_tcp_config();
+  cfg.max_connect_attempts = 4;
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  // A large frame: the connection is gone before it could be written.
+  REQUIRE(!a.send(dhtkit::detail::from_asio(rude.local_endpoint()), make_payload(1, 1 << 20)));
+  REQUIRE(run_until(
+      io, [&] { return a.stats().dropped_unreachable == 1; }, 5s));
+  // Bounded: no tight reconnect loop.
+  CHECK(a.stats().connections_opened <= 4);
+  CHECK(accepted <= 4);
+}

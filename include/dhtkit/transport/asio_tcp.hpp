@@ -110,9 +110,10 @@ struct tcp_transport_config {
   // Reconnect delays double from backoff_initial up to backoff_max.
   duration backoff_initial = millis(20);
   duration backoff_max = seconds(2);
-  // Consecutive failed connection attempts before a peer's queued frames are
-  // dropped (the next send() starts over). 10 attempts with the defaults above
-  // give a peer about 10 s to come back.
+  // Consecutive failures (connection attempts that fail or time out, and
+  // connections lost before a frame got through) before a peer's queued
+  // frames are dropped (the next send() starts over). 10 attempts with the
+  // defaults above give a peer about 10 s to come back.
   std::size_t max_connect_attempts = 10;
   // An inbound connection that has not sent a valid hello by then is dropped.
   duration hello_timeout = seconds(5);
@@ -441,8 +442,6 @@ class impl : public std::enable_shared_from_this<impl> {
                               std::error_code ignored;
                               p->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
                               p->st = out_peer::state::connected;
-                              p->failures = 0;
-                              p->backoff = self->cfg_.backoff_initial;
                               p->hello_pending = true;
                               counters::bump(self->stats_.connections_opened);
                               self->watch(p);
@@ -504,6 +503,13 @@ class impl : public std::enable_shared_from_this<impl> {
                           return;
                         }
                         p->hello_pending = false;
+                        if (p->in_flight > 0) {
+                          // Progress: only now is the peer known to be healthy. (Resetting on
+                          // connect would let a peer that accepts and closes at once make us
+                          // reconnect in a tight loop.)
+                          p->failures = 0;
+                          p->backoff = self->cfg_.backoff_initial;
+                        }
                         for (std::size_t i = 0; i < p->in_flight; ++i) {
                           p->queued_bytes -= p->queue.front().size();
                           p->queue.pop_front();
@@ -527,12 +533,12 @@ class impl : public std::enable_shared_from_this<impl> {
     p.st = out_peer::state::idle;
   }
 
+  // Every failure counts towards max_connect_attempts, including a connection
+  // lost before it carried any frame; only a completed write resets the count.
   void connection_failed(const peer_ptr& p, bool was_connected) {
     teardown(*p);
-    if (!was_connected) {
-      ++p->failures;
-      counters::bump(stats_.connect_failures);
-    }
+    ++p->failures;
+    if (!was_connected) counters::bump(stats_.connect_failures);
     if (p->queue.empty()) {
       retire(p);
       check_shutdown();
@@ -546,7 +552,7 @@ class impl : public std::enable_shared_from_this<impl> {
       check_shutdown();
       return;
     }
-    if (was_connected) {  // a working connection broke: try again at once
+    if (was_connected && p->failures == 1) {  // a working connection broke: try again at once
       connect(p);
       return;
     }
