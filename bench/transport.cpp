@@ -4,7 +4,7 @@
 // layer (same io_context, same single thread, measured in the same run); plus
 // the simulator's delivery rate for small messages.
 //
-//   bench_transport            full run (about 30 s)
+//   bench_transport            full run (a few seconds)
 //   bench_transport --quick    smoke run
 //
 // Everything runs on one thread and one io_context: sender and receiver share

@@ -9,7 +9,8 @@
 // `from` is where the peer can be reached, not its ephemeral source port.
 // Nothing is trusted from the wire: a length over max_message_size drops the
 // connection before any of its body is buffered, and a malformed or missing
-// hello drops it too.
+// hello drops it too. The hello names a peer; it does not authenticate it
+// (a wildcard address in it stands for the address the connection comes from).
 //
 // Outbound frames wait in a bounded per-peer queue while a connection is made
 // (with a connect timeout) or re-made (with exponential backoff). When the
@@ -37,8 +38,11 @@
 // errc::shut_down from then on, every frame already accepted is written, each
 // outbound connection is half-closed and the transport waits until the peer has
 // read to the end and closed its side -- so every frame send() accepted has
-// been read by the peer process -- then closes and calls done({}). If `bound`
-// passes first it closes anyway and calls done(errc::timed_out).
+// been read by the peer process -- then closes and calls done({}). Messages
+// from peers keep arriving while it drains. If `bound` passes first it closes
+// anyway and calls done(errc::timed_out). Outbound connections are otherwise
+// kept open until the peer closes them or the transport closes (at most
+// max_peers of them); there is no idle timeout.
 //
 //   asio::io_context io;
 //   auto server = dhtkit::tcp_transport::open(io.get_executor(), {});
