@@ -1,6 +1,7 @@
 // Core vocabulary: the key hash, node ids, error codes, result.
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include "dhtkit/core/error.hpp"
 #include "dhtkit/core/hash.hpp"
@@ -69,4 +70,15 @@ TEST_CASE("time helpers", "[core][time]") {
   dhtkit::steady_clock_source clock;
   const auto a = clock.now();
   CHECK(clock.now() >= a);
+}
+
+TEST_CASE("dereferencing a temporary result moves the value out", "[core][result]") {
+  // `for (auto& x : *f())` must not bind to a destroyed temporary.
+  auto make = [] {
+    return dhtkit::result<std::vector<std::string>>(std::vector<std::string>{"a", "b", "c"});
+  };
+  std::string joined;
+  for (const auto& s : *make()) joined += s;
+  CHECK(joined == "abc");
+  CHECK(make().value().size() == 3);
 }

@@ -7,9 +7,17 @@
 //   #include <dhtkit/ring/ring.hpp>         // just the consistent-hash ring
 #pragma once
 
+#include "dhtkit/clock/lamport_clock.hpp"
+#include "dhtkit/clock/vector_clock.hpp"
+#include "dhtkit/core/endpoint.hpp"
 #include "dhtkit/core/error.hpp"
 #include "dhtkit/core/hash.hpp"
 #include "dhtkit/core/node_id.hpp"
 #include "dhtkit/core/result.hpp"
 #include "dhtkit/core/time.hpp"
+#include "dhtkit/ring/ring.hpp"
+#include "dhtkit/transport/asio_tcp.hpp"
+#include "dhtkit/transport/asio_udp.hpp"
+#include "dhtkit/transport/sim.hpp"
 #include "dhtkit/transport/transport.hpp"
+#include "dhtkit/transport/wire.hpp"

@@ -34,11 +34,11 @@ enum class errc {
   limit_exceeded,        // a length or count inside the payload is over its bound
 
   // Transport
-  unknown_peer,    // no route to the destination endpoint
-  queue_full,      // the bounded send queue for this peer is full
-  timed_out,       // an operation did not complete in its deadline
-  shut_down,       // the transport or node has been closed
-  invalid_address, // an endpoint string that does not parse
+  unknown_peer,     // no route to the destination endpoint
+  queue_full,       // the bounded send queue for this peer is full
+  timed_out,        // an operation did not complete in its deadline
+  shut_down,        // the transport or node has been closed
+  invalid_address,  // an endpoint string that does not parse
 
   // Protocols
   quorum_not_reached,  // too few replicas answered before the deadline
@@ -52,24 +52,42 @@ class error_category_impl final : public std::error_category {
 
   std::string message(int value) const override {
     switch (static_cast<errc>(value)) {
-      case errc::invalid_argument: return "invalid argument";
-      case errc::empty_ring: return "the ring has no nodes";
-      case errc::duplicate_node: return "node is already a member";
-      case errc::unknown_node: return "node is not a member";
-      case errc::message_too_large: return "message larger than the configured maximum";
-      case errc::truncated: return "message truncated";
-      case errc::bad_magic: return "not a dhtkit message (bad magic)";
-      case errc::unsupported_version: return "unsupported protocol version";
-      case errc::bad_checksum: return "checksum mismatch";
-      case errc::unknown_message_type: return "unknown message type";
-      case errc::malformed_payload: return "malformed message payload";
-      case errc::limit_exceeded: return "a length or count in the message exceeds its limit";
-      case errc::unknown_peer: return "unknown peer";
-      case errc::queue_full: return "send queue full";
-      case errc::timed_out: return "operation timed out";
-      case errc::shut_down: return "shut down";
-      case errc::invalid_address: return "invalid address";
-      case errc::quorum_not_reached: return "quorum not reached";
+      case errc::invalid_argument:
+        return "invalid argument";
+      case errc::empty_ring:
+        return "the ring has no nodes";
+      case errc::duplicate_node:
+        return "node is already a member";
+      case errc::unknown_node:
+        return "node is not a member";
+      case errc::message_too_large:
+        return "message larger than the configured maximum";
+      case errc::truncated:
+        return "message truncated";
+      case errc::bad_magic:
+        return "not a dhtkit message (bad magic)";
+      case errc::unsupported_version:
+        return "unsupported protocol version";
+      case errc::bad_checksum:
+        return "checksum mismatch";
+      case errc::unknown_message_type:
+        return "unknown message type";
+      case errc::malformed_payload:
+        return "malformed message payload";
+      case errc::limit_exceeded:
+        return "a length or count in the message exceeds its limit";
+      case errc::unknown_peer:
+        return "unknown peer";
+      case errc::queue_full:
+        return "send queue full";
+      case errc::timed_out:
+        return "operation timed out";
+      case errc::shut_down:
+        return "shut down";
+      case errc::invalid_address:
+        return "invalid address";
+      case errc::quorum_not_reached:
+        return "quorum not reached";
     }
     return "unknown dhtkit error " + std::to_string(value);
   }

@@ -37,11 +37,13 @@ class [[nodiscard]] result {
   // rather than reading garbage.
   T& value() & { return check(), std::get<0>(state_); }
   const T& value() const& { return check(), std::get<0>(state_); }
-  T&& value() && { return check(), std::get<0>(std::move(state_)); }
+  // On a temporary result the value is moved out rather than referenced, so
+  // `for (auto& n : *ring.preference_list(key, 3))` does not dangle.
+  T value() && { return check(), std::get<0>(std::move(state_)); }
 
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
-  T&& operator*() && { return std::move(*this).value(); }
+  T operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 

@@ -34,19 +34,18 @@ using basic_receive_handler = std::function<void(const Endpoint& from, std::span
 
 template <class T>
 concept transport = std::regular<typename T::endpoint_type> &&
-                    requires(T& t, const T& ct, const typename T::endpoint_type& to,
-                             std::span<const std::byte> message,
-                             basic_receive_handler<typename T::endpoint_type> handler) {
-                      // Where peers reach this transport.
-                      { ct.local_endpoint() } -> std::same_as<typename T::endpoint_type>;
-                      // The largest message send() accepts and receive delivers.
-                      { ct.max_message_size() } -> std::same_as<std::size_t>;
-                      // Non-blocking; an error only for what is known at once
-                      // (too large, queue full, shut down, unroutable).
-                      { t.send(to, message) } -> std::same_as<std::error_code>;
-                      t.set_receive_handler(std::move(handler));
-                      // Stop sending and receiving; later sends return errc::shut_down.
-                      t.close();
-                    };
+    requires(T& t, const T& ct, const typename T::endpoint_type& to, std::span<const std::byte> message,
+             basic_receive_handler<typename T::endpoint_type> handler) {
+  // Where peers reach this transport.
+  { ct.local_endpoint() } -> std::same_as<typename T::endpoint_type>;
+  // The largest message send() accepts and receive delivers.
+  { ct.max_message_size() } -> std::same_as<std::size_t>;
+  // Non-blocking; an error only for what is known at once
+  // (too large, queue full, shut down, unroutable).
+  { t.send(to, message) } -> std::same_as<std::error_code>;
+  t.set_receive_handler(std::move(handler));
+  // Stop sending and receiving; later sends return errc::shut_down.
+  t.close();
+};
 
 }  // namespace dhtkit
