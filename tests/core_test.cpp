@@ -82,3 +82,17 @@ TEST_CASE("dereferencing a temporary result moves the value out", "[core][result
   CHECK(joined == "abc");
   CHECK(make().value().size() == 3);
 }
+
+TEST_CASE("the hash.hpp and node_id.hpp header examples compile and run", "[core][example]") {
+  static_assert(dhtkit::key_hash<dhtkit::xxh64_hash>);
+  std::uint64_t pos = dhtkit::xxh64_hash{}("user:42");
+  constexpr auto h = dhtkit::xxh64("abc");  // usable at compile time
+  CHECK(pos == dhtkit::xxh64("user:42"));
+  CHECK(h == 0x44BC2CF5AD770999ULL);
+
+  auto id = dhtkit::node_id::from_name("cache-3.example:11211");
+  std::unordered_set<dhtkit::node_id> seen{id};
+  std::string s = id.to_string();  // 16 hex digits
+  CHECK(s.size() == 16);
+  CHECK(seen.count(id) == 1);
+}
