@@ -26,13 +26,11 @@
 #include "dhtkit/core/hash.hpp"
 #include "dhtkit/core/node_id.hpp"
 #include "dhtkit/ring/ring.hpp"
+#include "support/bench.hpp"
 
 namespace {
 
-template <class T>
-inline void do_not_optimize(const T& value) {
-  asm volatile("" : : "r,m"(value) : "memory");
-}
+using dhtkit::bench::do_not_optimize;
 
 // Jump consistent hash, from the description in Lamping & Veach, "A Fast,
 // Minimal Memory, Consistent Hash Algorithm" (2014): follow the sequence of
@@ -49,10 +47,6 @@ std::int32_t jump_hash(std::uint64_t key, std::int32_t num_buckets) {
   }
   return static_cast<std::int32_t>(bucket);
 }
-
-struct options {
-  bool quick = false;
-};
 
 // Best of `reps` timings of `ops` calls of f(key), in ns per call. The best,
 // not the mean, because on a shared machine noise only ever adds time.
@@ -87,19 +81,6 @@ spread spread_of(const std::vector<double>& v) {
   return {mx / mean, 100.0 * std::sqrt(var) / mean};
 }
 
-void emit(const char* name, const std::string& params, double value, const char* unit,
-          const std::string& extra = "") {
-  std::printf("{\"bench\":\"ring\",\"name\":\"%s\",\"params\":{%s},\"value\":%.4g,\"unit\":\"%s\"%s}\n", name,
-              params.c_str(), value, unit, extra.c_str());
-}
-
-std::string baseline(const char* name, double base, double value) {
-  char buf[160];
-  std::snprintf(buf, sizeof buf, ",\"baseline\":\"%s\",\"baseline_value\":%.4g,\"ratio\":%.3g", name, base,
-                value / base);
-  return buf;
-}
-
 using id_ring = dhtkit::ring<dhtkit::node_id>;
 
 id_ring build(int nodes, dhtkit::ring_config config) {
@@ -112,15 +93,11 @@ id_ring build(int nodes, dhtkit::ring_config config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  options opt;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
-      opt.quick = true;
-    } else {
-      std::fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
-      return 2;
-    }
-  }
+  const auto parsed = dhtkit::bench::parse_options(argc, argv);
+  if (!parsed) return 2;
+  const dhtkit::bench::options opt = *parsed;
+  // Figures go to stdout as JSON; this program prints its own tables on stderr.
+  const dhtkit::bench::reporter out{"ring", /*echo=*/false};
   const std::size_t key_count = opt.quick ? 100000 : 1000000;
   // Many short interleaved repetitions, keeping the best: on a shared machine
   // noise only ever adds time, and short runs are likelier to see a quiet moment.
@@ -153,27 +130,26 @@ int main(int argc, char** argv) {
                            do_not_optimize(r.partition_owner(k)->value);
                          }));
     }
-    emit("hash/xxh64", n_params, t_hash, "ns/op");
-    emit("owner/jump_hash", n_params, t_jump, "ns/op", baseline("xxh64", t_hash, t_jump));
+    out.emit("hash/xxh64", n_params, t_hash, "ns/op");
+    out.emit("owner/jump_hash", n_params, t_jump, "ns/op", dhtkit::bench::baseline{"xxh64", t_hash});
     char vs_hash[96];
     std::snprintf(vs_hash, sizeof vs_hash, ",\"hash_value\":%.4g,\"ratio_vs_hash\":%.3g", t_hash,
                   t_ring / t_hash);
-    emit("owner/ring", lookup_params, t_ring, "ns/op", baseline("jump_hash", t_jump, t_ring) + vs_hash);
+    out.emit("owner/ring", lookup_params, t_ring, "ns/op", {"jump_hash", t_jump}, vs_hash);
     std::snprintf(vs_hash, sizeof vs_hash, ",\"hash_value\":%.4g,\"ratio_vs_hash\":%.3g", t_hash,
                   t_table / t_hash);
-    emit("owner/partition_table", lookup_params, t_table, "ns/op",
-         baseline("jump_hash", t_jump, t_table) + vs_hash);
+    out.emit("owner/partition_table", lookup_params, t_table, "ns/op", {"jump_hash", t_jump}, vs_hash);
     std::fprintf(stderr, "%-6d %10.2f %10.2f %10.2f %10.2f %14.2f %14.2f\n", n, t_hash, t_jump, t_ring,
                  t_table, t_table / t_hash, t_table / t_jump);
   }
 
   std::fprintf(stderr, "\n%-6s %-26s %10s %10s\n", "nodes", "balance", "max/mean", "stddev%");
   auto report_balance = [&](int n, const char* name, const std::string& params, const std::vector<double>& v,
-                            const std::string& extra = "") {
+                            dhtkit::bench::baseline base = {}) {
     const spread s = spread_of(v);
-    emit(name, params, s.max_over_mean, "max/mean", extra);
+    out.emit(name, params, s.max_over_mean, "max/mean", base);
     const std::string stddev_name = std::string(name) + "/stddev";
-    emit(stddev_name.c_str(), params, s.stddev_pct, "% of mean");
+    out.emit(stddev_name.c_str(), params, s.stddev_pct, "% of mean");
     std::fprintf(stderr, "%-6d %-26s %10.3f %10.2f\n", n, name, s.max_over_mean, s.stddev_pct);
     return s;
   };
@@ -199,7 +175,7 @@ int main(int argc, char** argv) {
     const spread jump_spread = spread_of(jump_keys);
     const std::string key_params = params + ",\"keys\":" + std::to_string(key_count);
     report_balance(n, "balance/ring_keys", key_params, ring_keys,
-                   baseline("jump_hash", jump_spread.max_over_mean, spread_of(ring_keys).max_over_mean));
+                   dhtkit::bench::baseline{"jump_hash", jump_spread.max_over_mean});
     report_balance(n, "balance/jump_hash_keys",
                    "\"nodes\":" + std::to_string(n) + ",\"keys\":" + std::to_string(key_count), jump_keys);
 
@@ -227,7 +203,7 @@ int main(int argc, char** argv) {
     const std::string params = "\"nodes\":" + std::to_string(n) + ",\"vnodes\":" + std::to_string(vnodes);
     const double ideal = 1.0 / (n + 1);
     auto report = [&](const char* name, const std::string& p, double fraction) {
-      emit(name, p, fraction, "fraction", baseline("ideal_1/(N+1)", ideal, fraction));
+      out.emit(name, p, fraction, "fraction", dhtkit::bench::baseline{"ideal_1/(N+1)", ideal});
       std::fprintf(stderr, "%-6d %-28s %10.5f %10.5f %8.3f\n", n, name, fraction, ideal, fraction / ideal);
     };
     id_ring r = build(n, {});
@@ -260,7 +236,7 @@ int main(int argc, char** argv) {
     report("moved_on_join/bounded_partition_table", params + ",\"epsilon\":0.25",
            partitions_moved(rb_before, rb));
     const double add_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
-    emit("add_node", params, add_ms, "ms");
+    out.emit("add_node", params, add_ms, "ms");
     std::fprintf(stderr, "%-6d %-28s %10.3f ms (diff + table rebuild)\n", n, "add_node", add_ms);
   }
   return 0;

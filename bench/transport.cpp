@@ -33,16 +33,14 @@
 #include "dhtkit/transport/asio_tcp.hpp"
 #include "dhtkit/transport/asio_udp.hpp"
 #include "dhtkit/transport/sim.hpp"
+#include "support/bench.hpp"
 
 namespace {
 
+using dhtkit::bench::do_not_optimize;
+
 using clock_type = std::chrono::steady_clock;
 using bytes = std::vector<std::byte>;
-
-template <class T>
-inline void do_not_optimize(const T& value) {
-  asm volatile("" : : "r,m"(value) : "memory");
-}
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
@@ -60,10 +58,6 @@ bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds bound)
   return true;
 }
 
-struct options {
-  bool quick = false;
-};
-
 struct latency {
   double p50 = 0, p99 = 0;
   bool complete = false;
@@ -77,21 +71,6 @@ latency percentiles(std::vector<double> us, bool complete) {
   l.p50 = us[us.size() / 2];
   l.p99 = us[std::min(us.size() - 1, us.size() * 99 / 100)];
   return l;
-}
-
-void emit(const std::string& name, const std::string& params, double value, const char* unit,
-          const char* baseline = nullptr, double baseline_value = 0) {
-  std::printf("{\"bench\":\"transport\",\"name\":\"%s\",\"params\":{%s},\"value\":%.6g,\"unit\":\"%s\"",
-              name.c_str(), params.c_str(), value, unit);
-  if (baseline) {
-    std::printf(",\"baseline\":\"%s\",\"baseline_value\":%.6g,\"ratio\":%.4g", baseline, baseline_value,
-                baseline_value > 0 ? value / baseline_value : 0.0);
-  }
-  std::printf("}\n");
-  std::fflush(stdout);
-  std::fprintf(stderr, "%-28s %-34s %14.2f %-8s", name.c_str(), params.c_str(), value, unit);
-  if (baseline) std::fprintf(stderr, "  %s %.2f (x%.2f)", baseline, baseline_value, value / baseline_value);
-  std::fprintf(stderr, "\n");
 }
 
 // ---- round trips through a transport: b echoes, a sends the next on reply ----
@@ -444,15 +423,10 @@ std::string size_param(std::size_t size) { return "\"size\":" + std::to_string(s
 }  // namespace
 
 int main(int argc, char** argv) {
-  options opt;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--quick") == 0) {
-      opt.quick = true;
-    } else {
-      std::fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
-      return 2;
-    }
-  }
+  const auto parsed = dhtkit::bench::parse_options(argc, argv);
+  if (!parsed) return 2;
+  const dhtkit::bench::options opt = *parsed;
+  const dhtkit::bench::reporter out{"transport"};
   const int scale = opt.quick ? 10 : 1;
   const std::size_t uscale = static_cast<std::size_t>(scale);
   struct size_case {
@@ -473,8 +447,8 @@ int main(int argc, char** argv) {
     if (!t.complete || !raw.complete)
       std::fprintf(stderr, "tcp round trip %zu: incomplete run\n", c.tcp_size);
     const std::string p = size_param(c.tcp_size) + ",\"round_trips\":" + std::to_string(c.rtt_n);
-    emit("tcp/round_trip_p50", p, t.p50, "us", "raw_asio_tcp", raw.p50);
-    emit("tcp/round_trip_p99", p, t.p99, "us", "raw_asio_tcp", raw.p99);
+    out.emit("tcp/round_trip_p50", p, t.p50, "us", {"raw_asio_tcp", raw.p50});
+    out.emit("tcp/round_trip_p99", p, t.p99, "us", {"raw_asio_tcp", raw.p99});
   }
   for (const auto& c : cases) {
     dhtkit::udp_transport_config ucfg;
@@ -484,8 +458,8 @@ int main(int argc, char** argv) {
     if (!t.complete || !raw.complete)
       std::fprintf(stderr, "udp round trip %zu: incomplete run\n", c.udp_size);
     const std::string p = size_param(c.udp_size) + ",\"round_trips\":" + std::to_string(c.rtt_n);
-    emit("udp/round_trip_p50", p, t.p50, "us", "raw_asio_udp", raw.p50);
-    emit("udp/round_trip_p99", p, t.p99, "us", "raw_asio_udp", raw.p99);
+    out.emit("udp/round_trip_p50", p, t.p50, "us", {"raw_asio_udp", raw.p50});
+    out.emit("udp/round_trip_p99", p, t.p99, "us", {"raw_asio_udp", raw.p99});
   }
   for (const auto& c : cases) {
     const auto t = tcp_throughput(c.tcp_size, c.tput_n);
@@ -493,8 +467,8 @@ int main(int argc, char** argv) {
     if (!t.complete || !raw.complete)
       std::fprintf(stderr, "tcp throughput %zu: incomplete run\n", c.tcp_size);
     const std::string p = size_param(c.tcp_size) + ",\"messages\":" + std::to_string(c.tput_n);
-    emit("tcp/one_way_msgs", p, t.msgs_per_s, "msgs/s", "raw_asio_tcp", raw.msgs_per_s);
-    emit("tcp/one_way_bytes", p, t.mb_per_s, "MB/s", "raw_asio_tcp", raw.mb_per_s);
+    out.emit("tcp/one_way_msgs", p, t.msgs_per_s, "msgs/s", {"raw_asio_tcp", raw.msgs_per_s});
+    out.emit("tcp/one_way_bytes", p, t.mb_per_s, "MB/s", {"raw_asio_tcp", raw.mb_per_s});
   }
   for (const auto& c : cases) {
     const auto t = udp_throughput(c.udp_size, c.tput_n);
@@ -503,11 +477,11 @@ int main(int argc, char** argv) {
                           ",\"window\":" + std::to_string(udp_window) +
                           ",\"lost\":" + std::to_string(t.lost) +
                           ",\"baseline_lost\":" + std::to_string(raw.lost);
-    emit("udp/one_way_msgs", p, t.msgs_per_s, "msgs/s", "raw_asio_udp", raw.msgs_per_s);
-    emit("udp/one_way_bytes", p, t.mb_per_s, "MB/s", "raw_asio_udp", raw.mb_per_s);
+    out.emit("udp/one_way_msgs", p, t.msgs_per_s, "msgs/s", {"raw_asio_udp", raw.msgs_per_s});
+    out.emit("udp/one_way_bytes", p, t.mb_per_s, "MB/s", {"raw_asio_udp", raw.mb_per_s});
   }
   const std::size_t sim_n = opt.quick ? 100000 : 1000000;
-  emit("sim/one_way_msgs", size_param(64) + ",\"messages\":" + std::to_string(sim_n),
-       sim_messages_per_s(sim_n), "msgs/s");
+  out.emit("sim/one_way_msgs", size_param(64) + ",\"messages\":" + std::to_string(sim_n),
+           sim_messages_per_s(sim_n), "msgs/s");
   return 0;
 }

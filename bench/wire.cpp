@@ -20,13 +20,11 @@
 
 #include "dhtkit/transport/detail/crc32c.hpp"
 #include "dhtkit/transport/wire.hpp"
+#include "support/bench.hpp"
 
 namespace {
 
-template <class T>
-void do_not_optimize(const T& value) {
-  asm volatile("" : : "r,m"(value) : "memory");
-}
+using dhtkit::bench::do_not_optimize;
 
 struct update {
   dhtkit::node_id node{};
@@ -64,27 +62,13 @@ double ns_per_op(std::size_t iterations, int rounds, F&& f) {
   return best;
 }
 
-void emit(const char* name, const std::string& params, double value, const char* unit, const char* baseline,
-          double baseline_value) {
-  if (baseline != nullptr) {
-    std::printf(
-        "{\"bench\":\"wire\",\"name\":\"%s\",\"params\":{%s},\"value\":%.1f,\"unit\":\"%s\",\"baseline\":\"%"
-        "s\","
-        "\"baseline_value\":%.1f,\"ratio\":%.2f}\n",
-        name, params.c_str(), value, unit, baseline, baseline_value, value / baseline_value);
-    std::fprintf(stderr, "%-22s %10.1f %-6s  %-22s %10.1f  ratio %.2f\n", name, value, unit, baseline,
-                 baseline_value, value / baseline_value);
-  } else {
-    std::printf("{\"bench\":\"wire\",\"name\":\"%s\",\"params\":{%s},\"value\":%.2f,\"unit\":\"%s\"}\n", name,
-                params.c_str(), value, unit);
-    std::fprintf(stderr, "%-22s %10.2f %-6s\n", name, value, unit);
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  const auto opt = dhtkit::bench::parse_options(argc, argv);
+  if (!opt) return 2;
+  const bool quick = opt->quick;
+  const dhtkit::bench::reporter out{"wire"};
   const std::size_t iterations = quick ? 20000 : 400000;
   const int rounds = quick ? 1 : 5;
 
@@ -110,7 +94,7 @@ int main(int argc, char** argv) {
     auto s = os.str();
     do_not_optimize(s.data());
   });
-  emit("encode/small_ping", params, enc, "ns/op", "cereal_portable_binary", enc_cereal);
+  out.emit("encode/small_ping", params, enc, "ns/op", {"cereal_portable_binary", enc_cereal});
 
   const std::string cereal_bytes(reinterpret_cast<const char*>(encoded.data() + dhtkit::wire::header_size),
                                  encoded.size() - dhtkit::wire::header_size);
@@ -125,7 +109,7 @@ int main(int argc, char** argv) {
     ar(back);
     do_not_optimize(back.seq);
   });
-  emit("decode/small_ping", params, dec, "ns/op", "cereal_portable_binary", dec_cereal);
+  out.emit("decode/small_ping", params, dec, "ns/op", {"cereal_portable_binary", dec_cereal});
 
   std::vector<std::byte> block(64 * 1024);
   for (std::size_t i = 0; i < block.size(); ++i) block[i] = static_cast<std::byte>(i * 31 + 7);
@@ -134,6 +118,6 @@ int main(int argc, char** argv) {
     block[0] = static_cast<std::byte>(i);
     do_not_optimize(dhtkit::detail::crc32c(block));
   });
-  emit("crc32c/64KiB", "\"bytes\":65536", static_cast<double>(block.size()) / crc_ns, "GB/s", nullptr, 0);
+  out.emit("crc32c/64KiB", "\"bytes\":65536", static_cast<double>(block.size()) / crc_ns, "GB/s");
   return 0;
 }
