@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -825,4 +826,67 @@ TEST_CASE("sim: golden trace hash", "[sim][determinism]") {
   INFO("trace hash 0x" << std::hex << r.hash << " after " << std::dec << r.trace.size() << " events");
   CHECK(r.hash == 0x6ccc59254e0b113bULL);
   CHECK(r.trace.size() == 2622);
+}
+
+TEST_CASE("sim: a handler may restart its own node or replace itself mid-call", "[sim][reentrancy]") {
+  network net(3, quiet_config());
+  auto& a = net.add_endpoint();
+  auto& b = net.add_endpoint();
+  auto capture = std::make_shared<std::vector<std::uint32_t>>();
+  int rebuilt = 0;
+  // The handler restarts its own node without state; its captures must stay
+  // alive until it returns (ASan reports a use-after-free otherwise).
+  b.set_receive_handler([&net, &b, capture](const endpoint&, std::span<const std::byte> m) {
+    net.restart(b.local_endpoint(), /*keep_state=*/false);
+    capture->push_back(value_of(m));
+  });
+  REQUIRE_FALSE(a.send(b.local_endpoint(), message_of(1)));
+  net.run_for(millis(50));
+  CHECK(*capture == std::vector<std::uint32_t>{1});
+  // Restarted without state: the next message finds no handler.
+  REQUIRE_FALSE(a.send(b.local_endpoint(), message_of(2)));
+  net.run_for(millis(50));
+  CHECK(*capture == std::vector<std::uint32_t>{1});
+  CHECK(net.stats().dropped_no_handler == 1);
+
+  // A handler that installs its successor: the successor gets the next message.
+  b.set_receive_handler([&b, &rebuilt, capture](const endpoint&, std::span<const std::byte> m) {
+    capture->push_back(value_of(m));
+    b.set_receive_handler([&rebuilt](const endpoint&, std::span<const std::byte>) { ++rebuilt; });
+    capture->push_back(100);  // still running with its own captures intact
+  });
+  REQUIRE_FALSE(a.send(b.local_endpoint(), message_of(3)));
+  net.run_for(millis(50));
+  REQUIRE_FALSE(a.send(b.local_endpoint(), message_of(4)));
+  net.run_for(millis(50));
+  CHECK(*capture == std::vector<std::uint32_t>{1, 3, 100});
+  CHECK(rebuilt == 1);
+}
+
+TEST_CASE("sim: cancelled timers neither count against max_timers nor pile up", "[sim][timers]") {
+  network_config config = quiet_config();
+  config.max_timers = 4;
+  network net(4, config);
+  auto& a = net.add_endpoint();
+  // Request-timeout pattern: schedule, then cancel on reply, many times over.
+  for (int i = 0; i < 10000; ++i) {
+    const auto id = a.schedule_after(dhtkit::seconds(3600), [] {});
+    REQUIRE(net.cancel(id));
+  }
+  CHECK(net.pending_events() <= 2048);
+  // Live timers are still bounded.
+  for (int i = 0; i < 4; ++i) a.schedule_after(millis(1), [] {});
+  CHECK_THROWS_AS(a.schedule_after(millis(1), [] {}), std::length_error);
+}
+
+TEST_CASE("sim: skipping a cancelled timer does not move the clock", "[sim][timers]") {
+  network net(5, quiet_config());
+  auto& a = net.add_endpoint();
+  const auto start = net.now();
+  const auto id = a.schedule_after(dhtkit::seconds(3600), [] {});
+  REQUIRE(net.cancel(id));
+  CHECK_FALSE(net.step());
+  CHECK(net.now() == start);
+  CHECK(net.run_until_idle(10));
+  CHECK(net.now() == start);
 }

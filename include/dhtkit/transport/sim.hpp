@@ -56,6 +56,7 @@
 #include "dhtkit/core/error.hpp"
 #include "dhtkit/core/hash.hpp"
 #include "dhtkit/core/time.hpp"
+#include "dhtkit/transport/detail/callback_slot.hpp"
 #include "dhtkit/transport/detail/sim_random.hpp"
 #include "dhtkit/transport/transport.hpp"
 
@@ -242,7 +243,8 @@ class node_transport {
   // sender cannot know.
   std::error_code send(const endpoint& to, std::span<const std::byte> message);
 
-  void set_receive_handler(basic_receive_handler<endpoint> handler) { handler_ = std::move(handler); }
+  // May be called from inside the handler itself (e.g. to install a rebuilt core).
+  void set_receive_handler(basic_receive_handler<endpoint> handler) { handler_.set(std::move(handler)); }
 
   void close();
 
@@ -265,7 +267,7 @@ class node_transport {
 
   network* net_;
   endpoint self_;
-  basic_receive_handler<endpoint> handler_;
+  dhtkit::detail::callback_slot<void(const endpoint&, std::span<const std::byte>)> handler_;
   bool up_ = true;
   bool closed_ = false;
   // Bumped by every crash, close and restart: messages and timers remember the
@@ -335,7 +337,11 @@ class network {
     return schedule_at(owner, later(now_, delay), std::move(callback));
   }
   // True if the timer was pending (it will not fire).
-  bool cancel(timer_id id) { return timers_.erase(id) == 1; }
+  bool cancel(timer_id id) {
+    if (timers_.erase(id) == 0) return false;
+    compact_cancelled_timers();
+    return true;
+  }
 
   // ---- running ------------------------------------------------------------
   // None of these may be called from inside a receive handler or a timer
@@ -491,14 +497,14 @@ class network {
     t.closed_ = false;
     ++t.epoch_;
     ++t.incarnation_;
-    if (!keep_state) t.handler_ = nullptr;
+    if (!keep_state) t.handler_.clear();
     record(trace_kind::restart, drop_reason::none, e, endpoint{}, 0, keep_state ? 1 : 0);
-    if (restart_hook_) restart_hook_(t, keep_state);
+    restart_hook_.call(t, keep_state);
     return t;
   }
 
   void set_restart_hook(std::function<void(node_transport&, bool keep_state)> hook) {
-    restart_hook_ = std::move(hook);
+    restart_hook_.set(std::move(hook));
   }
 
   // ---- observation --------------------------------------------------------
@@ -508,7 +514,7 @@ class network {
   // driver code give equal hashes, on every platform.
   std::uint64_t trace_hash() const noexcept { return trace_hash_; }
   // Called with every trace record, in order (e.g. to print a failing run).
-  void set_trace_sink(std::function<void(const trace_event&)> sink) { sink_ = std::move(sink); }
+  void set_trace_sink(std::function<void(const trace_event&)> sink) { sink_.set(std::move(sink)); }
   const network_stats& stats() const noexcept { return stats_; }
 
  private:
@@ -641,13 +647,12 @@ class network {
     std::pop_heap(queue_.begin(), queue_.end(), later_event{});
     const event ev = queue_.back();
     queue_.pop_back();
-    now_ = time_point(duration(ev.at));
     return ev;
   }
 
   timer_id add_timer(std::uint32_t owner, std::uint32_t owner_epoch, time_point at,
                      std::function<void()> callback) {
-    if (pending_timer_events_ >= config_.max_timers) {
+    if (timers_.size() >= config_.max_timers) {
       throw std::length_error("dhtkit::sim::network: more than max_timers pending timers");
     }
     const timer_id id = next_timer_id_++;
@@ -673,7 +678,7 @@ class network {
     put(size, 8);
     put(detail, 8);
     trace_hash_ = xxh64(std::string_view(buf, n), trace_hash_);
-    if (sink_) sink_(trace_event{now_, kind, reason, from, to, size, detail});
+    if (sink_) sink_.call(trace_event{now_, kind, reason, from, to, size, detail});
   }
 
   void drop(drop_reason reason, endpoint from, endpoint to, std::uint64_t size) {
@@ -767,14 +772,33 @@ class network {
 
   void release(std::uint32_t slot) { release_swapped(slot, slots_[slot].bytes.size()); }
 
-  // Runs one popped event; false if it had no effect (a cancelled or stale timer).
+  // Runs one popped event; false if it had no effect (a cancelled or stale
+  // timer). Only an event that runs moves the clock: skipping a cancelled
+  // timeout must not make an hour pass with nothing happening.
   bool dispatch(const event& ev) {
-    if (ev.ref & timer_flag) return fire_timer(ev.ref & ~timer_flag);
+    const time_point at{duration(ev.at)};
+    if (ev.ref & timer_flag) return fire_timer(ev.ref & ~timer_flag, at);
+    now_ = at;
     deliver(static_cast<std::uint32_t>(ev.ref));
     return true;
   }
 
-  bool fire_timer(timer_id id) {
+  // Cancelled timers stay in the event queue until due (removing from a heap
+  // is O(n)); once they are the majority of a large queue, drop them all in one
+  // pass, so cancel-heavy drivers (request timeouts) keep the queue bounded by
+  // live work. The (time, sequence) order is total, so rebuilding the heap
+  // changes nothing about the order events run in.
+  void compact_cancelled_timers() {
+    const std::size_t cancelled = pending_timer_events_ - timers_.size();
+    if (cancelled < 1024 || cancelled * 2 < queue_.size()) return;
+    std::erase_if(queue_, [&](const event& ev) {
+      return (ev.ref & timer_flag) != 0 && !timers_.contains(ev.ref & ~timer_flag);
+    });
+    std::make_heap(queue_.begin(), queue_.end(), later_event{});
+    pending_timer_events_ = timers_.size();
+  }
+
+  bool fire_timer(timer_id id, time_point at) {
     --pending_timer_events_;
     auto it = timers_.find(id);
     if (it == timers_.end()) return false;  // cancelled
@@ -787,6 +811,7 @@ class network {
         return false;
       }
     }
+    now_ = at;
     ++stats_.timers_fired;
     record(trace_kind::timer, drop_reason::none, endpoint{timer.owner}, endpoint{}, 0, id);
     timer.callback();
@@ -831,7 +856,7 @@ class network {
     release_swapped(slot, size);
     ++stats_.delivered;
     record(trace_kind::deliver, drop_reason::none, from, to, size, 0);
-    dst.handler_(from, std::span<const std::byte>(delivering_.data(), delivering_.size()));
+    dst.handler_.call(from, std::span<const std::byte>(delivering_.data(), delivering_.size()));
   }
 
   // `size` is the released message's size (the slot may already hold another buffer).
@@ -864,8 +889,8 @@ class network {
   std::unordered_map<timer_id, timer_record> timers_;
   timer_id next_timer_id_ = 1;
   std::size_t pending_timer_events_ = 0;
-  std::function<void(node_transport&, bool)> restart_hook_;
-  std::function<void(const trace_event&)> sink_;
+  dhtkit::detail::callback_slot<void(node_transport&, bool)> restart_hook_;
+  dhtkit::detail::callback_slot<void(const trace_event&)> sink_;
   std::uint64_t trace_hash_ = 0;
   network_stats stats_;
   bool running_ = false;
