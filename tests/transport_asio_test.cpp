@@ -278,6 +278,72 @@ TEST_CASE("tcp drops a connection announcing an oversize frame without waiting f
       io, [&] { return c.got.size() == 3; }, 5s));
 }
 
+TEST_CASE("tcp buffers the bytes of a frame that arrived, not the length it announces", "[transport][tcp]") {
+  asio::io_context io;
+  auto b = dhtkit::tcp_transport::open(io.get_executor(), {}).value();
+  collector c;
+  b.set_receive_handler(c.handler());
+  const std::size_t max = b.max_message_size();
+  const bytes big = make_payload(7, max);
+  const bytes small = make_payload(8, 10);
+  const std::size_t head = 100;
+
+  // Hello, a small frame, then a maximal frame's header and only a few of its
+  // bytes, in one write: parsing the small frame also sees that header.
+  raw_client client(io, b.local_endpoint());
+  const auto hello = raw_hello(dhtkit::endpoint::loopback_v4(4242));
+  bytes first(hello.begin(), hello.end());
+  const bytes f1 = raw_frame(10, small);
+  first.insert(first.end(), f1.begin(), f1.end());
+  const bytes f2 = raw_frame(static_cast<std::uint32_t>(max), std::span(big).first(head));
+  first.insert(first.end(), f2.begin(), f2.end());
+  client.write(first);
+  REQUIRE(run_until(
+      io, [&] { return c.got.size() == 1; }, 5s));
+  CHECK(c.got[0].second == small);
+  // A stalled peer holds one read chunk, not the megabyte it announced.
+  CHECK(b.stats().inbound_buffer_bytes <= 128 * 1024);
+
+  // The rest arrives in pieces; the frame is delivered intact.
+  for (std::size_t at = head; at < max; at += 100000) {
+    client.write(std::span(big).subspan(at, std::min<std::size_t>(100000, max - at)));
+  }
+  REQUIRE(run_until(
+      io, [&] { return c.got.size() == 2; }, 5s));
+  CHECK(c.got[1].second == big);
+  CHECK(b.stats().inbound_buffer_bytes <= 128 * 1024);  // shrunk after the large frame
+  CHECK_FALSE(client.closed_by_peer);
+
+  // A closed connection gives its buffer back.
+  client.socket.close();
+  REQUIRE(run_until(
+      io, [&] { return b.stats().inbound_buffer_bytes == 0; }, 5s));
+  CHECK(b.stats().dropped_no_memory == 0);
+}
+
+TEST_CASE("tcp limits max_message_size, and a tiny maximum still lets the hello through",
+          "[transport][tcp]") {
+  asio::io_context io;
+  dhtkit::tcp_transport_config cfg;
+  cfg.max_message_size = dhtkit::tcp_transport_config::max_allowed_message_size + 1;
+  cfg.send_queue_bytes = cfg.max_message_size + 4;
+  CHECK_THROWS_AS(dhtkit::tcp_transport::open(io.get_executor(), cfg), std::invalid_argument);
+
+  cfg = fast_tcp_config();
+  cfg.max_message_size = 1;  // smaller than the 24-byte hello
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  auto b = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  collector c;
+  b.set_receive_handler(c.handler());
+  REQUIRE(!a.send(b.local_endpoint(), make_payload(1, 1)));
+  CHECK(a.send(b.local_endpoint(), make_payload(2, 2)) == dhtkit::errc::message_too_large);
+  REQUIRE(run_until(
+      io, [&] { return c.got.size() == 1; }, 5s));
+  CHECK(c.got[0].second == make_payload(1, 1));
+  CHECK(b.stats().bad_hellos == 0);
+  CHECK(b.stats().oversize_frames == 0);
+}
+
 TEST_CASE("tcp validates the hello", "[transport][tcp]") {
   asio::io_context io;
   dhtkit::tcp_transport_config cfg;

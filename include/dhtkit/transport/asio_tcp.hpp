@@ -9,8 +9,11 @@
 // `from` is where the peer can be reached, not its ephemeral source port.
 // Nothing is trusted from the wire: a length over max_message_size drops the
 // connection before any of its body is buffered, and a malformed or missing
-// hello drops it too. The hello names a peer; it does not authenticate it
-// (a wildcard address in it stands for the address the connection comes from).
+// hello drops it too. A frame's buffer grows with the bytes that actually
+// arrive (doubling), never to the length the header announces, so a peer that
+// announces large frames and stalls pins little memory; an allocation that
+// fails drops that connection (counted) instead of escaping io_context::run. The hello names a peer; it does
+// not authenticate it (a wildcard address in it stands for the address the connection comes from).
 //
 // Outbound frames wait in a bounded per-peer queue while a connection is made
 // (with a connect timeout) or re-made (with exponential backoff). When the
@@ -56,6 +59,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <asio/connect.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -70,6 +74,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -95,13 +100,18 @@ enum class overflow_policy : std::uint8_t {
 };
 
 struct tcp_transport_config {
+  // Upper bound for max_message_size (64 MiB).
+  static constexpr std::size_t max_allowed_message_size = std::size_t{64} << 20;
+
   // Where to listen. Port 0 picks an ephemeral port (see local_endpoint()).
   endpoint bind = endpoint::loopback_v4(0);
   // What peers are told (hello) and local_endpoint() returns; needed when
   // `bind` is a wildcard address. Unset: the bound address and port.
   std::optional<endpoint> advertise = std::nullopt;
   // Largest message in either direction; 1 MiB. A frame over it drops the
-  // connection it came on. At most 2^32 - 1 (the length prefix is 32 bits).
+  // connection it came on. At most 64 MiB: one message is held whole in
+  // memory on both sides, and larger values belong in a stream, not a frame.
+  // Any value >= 1 works (the hello is not subject to it).
   std::size_t max_message_size = std::size_t{1} << 20;
   // Per-peer send queue bound, in frames (1024) and in bytes (8 MiB); a frame
   // over either bound is handled by `overflow`.
@@ -131,8 +141,8 @@ struct tcp_transport_config {
     auto fail = [](const char* what) {
       throw std::invalid_argument(std::string("dhtkit::tcp_transport_config: ") + what);
     };
-    if (max_message_size == 0 || max_message_size > 0xFFFFFFFFu)
-      fail("max_message_size must be in [1, 2^32 - 1]");
+    if (max_message_size == 0 || max_message_size > max_allowed_message_size)
+      fail("max_message_size must be in [1, 64 MiB]");
     if (send_queue_frames == 0) fail("send_queue_frames must be at least 1");
     if (send_queue_bytes < max_message_size + 4)
       fail("send_queue_bytes must hold at least one maximal frame");
@@ -150,17 +160,19 @@ struct tcp_transport_config {
 
 // Counters, readable from any thread.
 struct tcp_transport_stats {
-  std::uint64_t frames_sent = 0;          // frames fully written to a connection
-  std::uint64_t frames_received = 0;      // frames handed to the receive handler
-  std::uint64_t dropped_queue_full = 0;   // refused or discarded by the overflow policy
-  std::uint64_t dropped_unreachable = 0;  // dropped after max_connect_attempts failures
-  std::uint64_t dropped_on_close = 0;     // still queued when the transport closed
-  std::uint64_t connect_failures = 0;     // failed or timed-out connection attempts
-  std::uint64_t connect_timeouts = 0;     // of those, attempts cut off by connect_timeout
-  std::uint64_t connections_opened = 0;   // successful outbound connections
-  std::uint64_t oversize_frames = 0;      // inbound connections dropped for a frame over the maximum
-  std::uint64_t bad_hellos = 0;           // inbound connections dropped for a missing or malformed hello
-  std::uint64_t refused_inbound = 0;      // inbound connections over max_inbound_connections
+  std::uint64_t frames_sent = 0;           // frames fully written to a connection
+  std::uint64_t frames_received = 0;       // frames handed to the receive handler
+  std::uint64_t dropped_queue_full = 0;    // refused or discarded by the overflow policy
+  std::uint64_t dropped_unreachable = 0;   // dropped after max_connect_attempts failures
+  std::uint64_t dropped_on_close = 0;      // still queued when the transport closed
+  std::uint64_t connect_failures = 0;      // failed or timed-out connection attempts
+  std::uint64_t connect_timeouts = 0;      // of those, attempts cut off by connect_timeout
+  std::uint64_t connections_opened = 0;    // successful outbound connections
+  std::uint64_t oversize_frames = 0;       // inbound connections dropped for a frame over the maximum
+  std::uint64_t bad_hellos = 0;            // inbound connections dropped for a missing or malformed hello
+  std::uint64_t refused_inbound = 0;       // inbound connections over max_inbound_connections
+  std::uint64_t dropped_no_memory = 0;     // inbound connections dropped because a read buffer could not grow
+  std::uint64_t inbound_buffer_bytes = 0;  // now: bytes allocated for the read buffers of inbound connections
 };
 
 namespace detail::tcp {
@@ -215,7 +227,16 @@ inline std::optional<endpoint> parse_hello(std::span<const std::byte> b, const e
 struct counters {
   std::atomic<std::uint64_t> frames_sent{0}, frames_received{0}, dropped_queue_full{0},
       dropped_unreachable{0}, dropped_on_close{0}, connect_failures{0}, connect_timeouts{0},
-      connections_opened{0}, oversize_frames{0}, bad_hellos{0}, refused_inbound{0};
+      connections_opened{0}, oversize_frames{0}, bad_hellos{0}, refused_inbound{0}, dropped_no_memory{0};
+  std::atomic<std::uint64_t> inbound_buffer_bytes{0};  // a gauge, not a count
+  // Keeps the gauge equal to the capacity of every inbound buffer.
+  void resized(std::size_t before, std::size_t after) {
+    if (after >= before) {
+      inbound_buffer_bytes.fetch_add(after - before, std::memory_order_relaxed);
+    } else {
+      inbound_buffer_bytes.fetch_sub(before - after, std::memory_order_relaxed);
+    }
+  }
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
     c.fetch_add(n, std::memory_order_relaxed);
   }
@@ -259,8 +280,8 @@ struct in_conn {
 // enough that drop_oldest still has room to act while a write is in flight.
 inline constexpr std::size_t max_gather_frames = 64;
 inline constexpr std::size_t max_gather_bytes = 256 * 1024;
-// Inbound read buffer kept between frames; grown up to a maximal frame when one
-// needs it.
+// Inbound read buffer kept between frames, and the least a full buffer grows by;
+// it grows (doubling) up to a maximal frame only as that frame's bytes arrive.
 inline constexpr std::size_t read_buffer_size = 64 * 1024;
 // A grown buffer is kept for the next large frame unless it is over this, so
 // a stream of 64 KiB messages does not reallocate per message while an idle
@@ -618,7 +639,10 @@ class impl : public std::enable_shared_from_this<impl> {
     const auto remote = c->socket.remote_endpoint(ec);
     if (ec) return;
     c->remote = from_asio(remote);
-    c->buf.resize(std::min(read_buffer_size, cfg_.max_message_size + 4));
+    if (!resize_buffer(*c, std::min(read_buffer_size, std::max(cfg_.max_message_size, hello_size) + 4))) {
+      counters::bump(stats_.dropped_no_memory);
+      return;  // the socket closes with `c`
+    }
     inbound_.insert(c);
     c->timer.expires_after(cfg_.hello_timeout);
     c->timer.async_wait([self = shared_from_this(), c](std::error_code tec) {
@@ -633,10 +657,14 @@ class impl : public std::enable_shared_from_this<impl> {
 
   void read(const conn_ptr& c) {
     if (c->end == c->buf.size()) {
-      // Only reached with a partial frame header at the very end: make room.
+      // The buffer ends in an incomplete frame: make room at the front first.
       std::memmove(c->buf.data(), c->buf.data() + c->begin, c->end - c->begin);
       c->end -= c->begin;
       c->begin = 0;
+      if (c->end == c->buf.size() && !grow(*c)) {
+        reject(*c, stats_.dropped_no_memory);
+        return;
+      }
     }
     c->socket.async_read_some(asio::buffer(c->buf.data() + c->end, c->buf.size() - c->end),
                               [self = shared_from_this(), c](std::error_code ec, std::size_t n) {
@@ -656,16 +684,9 @@ class impl : public std::enable_shared_from_this<impl> {
     while (c.end - c.begin >= 4) {
       const std::size_t len = load_le32(c.buf.data() + c.begin);
       if (!c.from && len != hello_size) return reject(c, stats_.bad_hellos);
-      if (len > cfg_.max_message_size) return reject(c, stats_.oversize_frames);
-      if (c.end - c.begin - 4 < len) {
-        if (c.buf.size() - c.begin < 4 + len) {  // make room for this frame, and no more
-          std::memmove(c.buf.data(), c.buf.data() + c.begin, c.end - c.begin);
-          c.end -= c.begin;
-          c.begin = 0;
-          if (c.buf.size() < 4 + len) c.buf.resize(4 + len);
-        }
-        return true;
-      }
+      if (c.from && len > cfg_.max_message_size) return reject(c, stats_.oversize_frames);
+      // Incomplete: read() makes room when the buffer is full.
+      if (c.end - c.begin - 4 < len) return true;
       const std::span<const std::byte> body(c.buf.data() + c.begin + 4, len);
       c.begin += 4 + len;
       if (!c.from) {
@@ -680,9 +701,11 @@ class impl : public std::enable_shared_from_this<impl> {
     }
     if (c.begin == c.end) {
       c.begin = c.end = 0;
-      if (c.buf.size() > shrink_above) {
+      if (c.buf.capacity() > shrink_above) {
+        const std::size_t before = c.buf.capacity();
         c.buf.resize(read_buffer_size);
         c.buf.shrink_to_fit();
+        stats_.resized(before, c.buf.capacity());
       }
     }
     return true;
@@ -703,8 +726,35 @@ class impl : public std::enable_shared_from_this<impl> {
   void drop(in_conn& c) {
     c.open = false;
     std::error_code ignored;
-    c.socket.close(ignored);
+    c.socket.close(ignored);  // no read into `buf` can run after this
     c.timer.cancel();
+    const std::size_t before = c.buf.capacity();
+    std::vector<std::byte>().swap(c.buf);
+    c.begin = c.end = 0;
+    stats_.resized(before, 0);
+  }
+
+  // Called with a full buffer that starts with an incomplete frame (parse()
+  // consumed every complete one). Grows to at most that frame's size, by at
+  // least a read chunk and at most doubling: memory follows the bytes that
+  // arrived, not the length the peer announced.
+  bool grow(in_conn& c) {
+    std::size_t want = c.buf.size() + read_buffer_size;
+    if (c.end >= 4) want = 4 + static_cast<std::size_t>(load_le32(c.buf.data()));
+    return resize_buffer(c, std::min(want, std::max(2 * c.buf.size(), c.end + read_buffer_size)));
+  }
+
+  // False if the memory is not there (the connection is then dropped rather
+  // than letting std::bad_alloc escape the executor).
+  bool resize_buffer(in_conn& c, std::size_t n) {
+    const std::size_t before = c.buf.capacity();
+    try {
+      c.buf.resize(n);
+    } catch (const std::bad_alloc&) {
+      return false;
+    }
+    stats_.resized(before, c.buf.capacity());
+    return true;
   }
 
   tcp_transport_config cfg_;
@@ -809,6 +859,8 @@ class tcp_transport {
     s.oversize_frames = get(c.oversize_frames);
     s.bad_hellos = get(c.bad_hellos);
     s.refused_inbound = get(c.refused_inbound);
+    s.dropped_no_memory = get(c.dropped_no_memory);
+    s.inbound_buffer_bytes = get(c.inbound_buffer_bytes);
     return s;
   }
 
