@@ -557,6 +557,51 @@ TEST_CASE("tcp graceful shutdown is bounded when a peer never comes", "[transpor
   CHECK(a.stats().dropped_on_close == 1);
 }
 
+TEST_CASE("tcp graceful shutdown reports a peer that reset instead of reading to the end",
+          "[transport][tcp]") {
+  asio::io_context io;
+  // A peer that reads the hello, then resets the connection with the frame unread.
+  asio::ip::tcp::acceptor rude(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  asio::ip::tcp::socket conn(io);
+  std::array<std::byte, 28> hello{};
+  bool reset = false;
+  rude.async_accept(conn, [&](std::error_code ec) {
+    REQUIRE(!ec);
+    asio::async_read(conn, asio::buffer(hello), [&](std::error_code rec, std::size_t) {
+      REQUIRE(!rec);
+      conn.set_option(asio::socket_base::linger(true, 0));
+      conn.close();
+      reset = true;
+    });
+  });
+  auto cfg = fast_tcp_config();
+  cfg.max_connect_attempts = 1;  // the frame is not re-sent elsewhere: it is lost
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  REQUIRE(!a.send(dhtkit::detail::from_asio(rude.local_endpoint()), make_payload(1, 100)));
+  std::optional<std::error_code> done;
+  a.shutdown(dhtkit::seconds(5), [&](std::error_code ec) { done = ec; });
+  REQUIRE(run_until(
+      io, [&] { return done.has_value(); }, 10s));
+  CHECK(reset);
+  CHECK(*done);  // never "every frame was read"
+  CHECK(*done != dhtkit::errc::timed_out);
+  CHECK(*done == std::errc::connection_reset);
+}
+
+TEST_CASE("tcp graceful shutdown reports frames dropped as unreachable", "[transport][tcp]") {
+  asio::io_context io;
+  auto cfg = fast_tcp_config();
+  cfg.max_connect_attempts = 2;
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  REQUIRE(!a.send(free_endpoint<asio::ip::tcp>(), make_payload(1, 10)));
+  std::optional<std::error_code> done;
+  a.shutdown(dhtkit::seconds(5), [&](std::error_code ec) { done = ec; });
+  REQUIRE(run_until(
+      io, [&] { return done.has_value(); }, 10s));
+  CHECK(a.stats().dropped_unreachable == 1);
+  CHECK(*done == std::errc::connection_reset);
+}
+
 TEST_CASE("udp drops an oversize datagram from the network", "[transport][udp]") {
   asio::io_context io;
   auto b = dhtkit::udp_transport::open(io.get_executor()).value();

@@ -40,10 +40,17 @@
 // as dropped_on_close). shutdown(bound, done) is graceful: send() returns
 // errc::shut_down from then on, every frame already accepted is written, each
 // outbound connection is half-closed and the transport waits until the peer has
-// read to the end and closed its side -- so every frame send() accepted has
-// been read by the peer process -- then closes and calls done({}). Messages
-// from peers keep arriving while it drains. If `bound` passes first it closes
-// anyway and calls done(errc::timed_out). Outbound connections are otherwise
+// read to the end and closed its side (a clean end of stream, nothing else) --
+// so every frame send() accepted has been read by the peer process -- then
+// closes and calls done({}). If instead some frame may have been lost while it
+// drained (a connection that had carried frames broke or was reset, a peer
+// wrote bytes of its own, frames were dropped as unreachable, or a posted send
+// found its queue full or max_peers reached), it still finishes the other
+// peers and then calls done(std::errc::connection_reset). Frames lost on a
+// connection that broke before shutdown() was called are not covered (they
+// were already counted or retried). Messages from peers keep arriving while it
+// drains. If `bound` passes first it closes anyway and calls
+// done(errc::timed_out). Outbound connections are otherwise
 // kept open until the peer closes them or the transport closes (at most
 // max_peers of them); there is no idle timeout.
 //
@@ -258,6 +265,7 @@ struct out_peer {
   std::size_t in_flight = 0;  // frames at the front of `queue` being written now
   bool writing = false;
   bool hello_pending = false;    // the hello goes first on every new connection
+  bool unconfirmed = false;      // this connection carried frames the peer may not have read
   std::uint64_t generation = 0;  // bumped on teardown so stale completions do nothing
   std::size_t failures = 0;
   duration backoff{};
@@ -338,7 +346,9 @@ class impl : public std::enable_shared_from_this<impl> {
   // On the strand: the posted half of send().
   void finish_post(const endpoint& to, frame f) {
     const bool last = posted_.fetch_sub(1) == 1;
-    if (enqueue(to, std::move(f)) == errc::shut_down) counters::bump(stats_.dropped_on_close);
+    const std::error_code ec = enqueue(to, std::move(f));
+    if (ec == errc::shut_down) counters::bump(stats_.dropped_on_close);
+    if (ec && shutdown_done_) lossy_ = true;  // send() accepted it; it will not be written
     if (last && shutdown_done_) {
       // The last frame in transit has been queued: idle connections can now be half-closed.
       std::vector<peer_ptr> all;
@@ -479,10 +489,12 @@ class impl : public std::enable_shared_from_this<impl> {
   void watch(const peer_ptr& p) {
     const std::uint64_t gen = p->generation;
     p->socket.async_read_some(asio::buffer(p->probe),
-                              [self = shared_from_this(), p, gen](std::error_code, std::size_t) {
+                              [self = shared_from_this(), p, gen](std::error_code ec, std::size_t n) {
                                 if (self->closed_ || p->generation != gen) return;
-                                if (p->st == out_peer::state::draining) {
-                                  // The peer read everything we wrote and closed: this peer is flushed.
+                                if (p->st == out_peer::state::draining && ec == asio::error::eof && n == 0) {
+                                  // A clean end of stream after our half-close: the peer read
+                                  // everything we wrote and closed. (A reset or stray bytes prove
+                                  // nothing: they go through connection_failed.)
                                   self->teardown(*p);
                                   self->retire(p);
                                   self->check_shutdown();
@@ -534,6 +546,7 @@ class impl : public std::enable_shared_from_this<impl> {
                           // reconnect in a tight loop.)
                           p->failures = 0;
                           p->backoff = self->cfg_.backoff_initial;
+                          p->unconfirmed = true;
                         }
                         for (std::size_t i = 0; i < p->in_flight; ++i) {
                           p->queued_bytes -= p->queue.front().size();
@@ -555,12 +568,15 @@ class impl : public std::enable_shared_from_this<impl> {
     p.writing = false;
     p.in_flight = 0;
     p.hello_pending = false;
+    p.unconfirmed = false;
     p.st = out_peer::state::idle;
   }
 
   // Every failure counts towards max_connect_attempts, including a connection
   // lost before it carried any frame; only a completed write resets the count.
   void connection_failed(const peer_ptr& p, bool was_connected) {
+    // During a graceful shutdown, frames this connection carried may be lost.
+    if (shutdown_done_ && p->unconfirmed) lossy_ = true;
     teardown(*p);
     ++p->failures;
     if (!was_connected) counters::bump(stats_.connect_failures);
@@ -570,6 +586,7 @@ class impl : public std::enable_shared_from_this<impl> {
       return;
     }
     if (p->failures >= cfg_.max_connect_attempts) {
+      if (shutdown_done_) lossy_ = true;
       counters::bump(stats_.dropped_unreachable, p->queue.size());
       p->queue.clear();
       p->queued_bytes = 0;
@@ -597,7 +614,8 @@ class impl : public std::enable_shared_from_this<impl> {
   }
 
   void check_shutdown() {
-    if (shutdown_done_ && !closed_ && peers_.empty() && posted_.load() == 0) finish_shutdown({});
+    if (shutdown_done_ && !closed_ && peers_.empty() && posted_.load() == 0)
+      finish_shutdown(lossy_ ? std::make_error_code(std::errc::connection_reset) : std::error_code{});
   }
 
   void finish_shutdown(std::error_code ec) {
@@ -771,6 +789,7 @@ class impl : public std::enable_shared_from_this<impl> {
   std::atomic<bool> closing_{false};    // read by send() on any thread
   std::atomic<std::size_t> posted_{0};  // frames accepted by send() off the strand, not yet queued
   bool closed_ = false;
+  bool lossy_ = false;  // a frame may have been lost during the graceful shutdown
   counters stats_;
 };
 
