@@ -12,6 +12,7 @@
 #include <asio/post.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -555,6 +556,52 @@ TEST_CASE("tcp graceful shutdown is bounded when a peer never comes", "[transpor
       io, [&] { return done.has_value(); }, 5s));
   CHECK(*done == dhtkit::errc::timed_out);
   CHECK(a.stats().dropped_on_close == 1);
+}
+
+TEST_CASE("tcp graceful shutdown ends while another thread keeps calling send()", "[transport][tcp]") {
+  // send() from another thread briefly counts a frame in transit before it
+  // sees the shutdown; the strand must look again when that count drops, or
+  // done would only come at the bound (here far beyond the wait below).
+  for (std::uint64_t seed : dhtkit::test::seeds(20)) {
+    DHTKIT_SEED_SCOPE(seed);
+    asio::io_context io;
+    auto cfg = fast_tcp_config();
+    cfg.send_queue_frames = std::size_t{1} << 20;
+    cfg.send_queue_bytes = std::size_t{64} << 20;
+    auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+    auto b = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+    collector c;
+    b.set_receive_handler(c.handler());
+    const auto to = b.local_endpoint();
+    std::atomic<std::size_t> accepted{0};
+    std::atomic<bool> stop{false};
+    const bytes m = make_payload(1, 8);
+    std::thread sender([&] {
+      std::size_t refused = 0;
+      while (!stop.load() && refused < 20000) {  // a tight loop: the window is short
+        if (!a.send(to, m)) {
+          accepted.fetch_add(1);
+        } else {
+          ++refused;
+        }
+      }
+    });
+    std::mt19937_64 rng(seed);
+    const std::size_t before = 1 + rng() % 200;
+    REQUIRE(run_until(
+        io, [&] { return c.got.size() >= before; }, 10s));
+    std::optional<std::error_code> done;
+    a.shutdown(dhtkit::seconds(60), [&](std::error_code ec) { done = ec; });
+    const bool finished = run_until(
+        io, [&] { return done.has_value(); }, 20s);
+    stop.store(true);
+    sender.join();
+    REQUIRE(finished);
+    CHECK(a.stats().dropped_queue_full == 0);
+    CHECK(!*done);
+    CHECK(a.stats().frames_sent == accepted.load());
+    CHECK(c.got.size() == accepted.load());
+  }
 }
 
 TEST_CASE("tcp graceful shutdown reports a peer that reset instead of reading to the end",

@@ -337,10 +337,24 @@ class impl : public std::enable_shared_from_this<impl> {
   bool begin_post() {
     posted_.fetch_add(1);
     if (closing_.load()) {
-      posted_.fetch_sub(1);
+      cancel_post();
       return false;
     }
     return true;
+  }
+
+  // Undoes begin_post() (shutdown seen, or the post itself threw). The strand
+  // may have read the count in between and seen a frame in transit, so the
+  // last one out makes it look again -- or a graceful shutdown would wait for
+  // its bound.
+  void cancel_post() noexcept {
+    if (posted_.fetch_sub(1) == 1 && closing_.load()) {
+      try {
+        asio::post(strand_, [self = shared_from_this()] { self->transit_done(); });
+      } catch (...) {
+        // No memory to post even this: the shutdown bound still ends the wait.
+      }
+    }
   }
 
   // On the strand: the posted half of send().
@@ -349,8 +363,18 @@ class impl : public std::enable_shared_from_this<impl> {
     const std::error_code ec = enqueue(to, std::move(f));
     if (ec == errc::shut_down) counters::bump(stats_.dropped_on_close);
     if (ec && shutdown_done_) lossy_ = true;  // send() accepted it; it will not be written
-    if (last && shutdown_done_) {
-      // The last frame in transit has been queued: idle connections can now be half-closed.
+    if (last) {
+      transit_done();
+    } else {
+      check_shutdown();
+    }
+  }
+
+  // On the strand, when the count of frames in transit may have reached zero:
+  // idle connections can now be half-closed, and the shutdown may be over.
+  void transit_done() {
+    if (closed_) return;
+    if (shutdown_done_) {
       std::vector<peer_ptr> all;
       for (auto& [ep, p] : peers_) all.push_back(p);
       for (auto& p : all) pump(p);
@@ -839,8 +863,17 @@ class tcp_transport {
     if (!message.empty()) std::memcpy(f.data() + 4, message.data(), message.size());
     if (impl_->strand().running_in_this_thread()) return impl_->enqueue(to, std::move(f));
     if (!impl_->begin_post()) return errc::shut_down;
+    // If the post throws (std::bad_alloc), the frame never reaches the strand:
+    // take it out of the in-transit count, or a graceful shutdown would wait for it.
+    struct undo_post {
+      detail::tcp::impl* p;
+      ~undo_post() {
+        if (p) p->cancel_post();
+      }
+    } guard{impl_.get()};
     asio::post(impl_->strand(),
                [p = impl_, to, f = std::move(f)]() mutable { p->finish_post(to, std::move(f)); });
+    guard.p = nullptr;
     return {};
   }
 
