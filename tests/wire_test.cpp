@@ -488,8 +488,9 @@ TEST_CASE("wire: a hostile count allocates O(message size), not what it claims",
     CHECK(got.error() == dhtkit::errc::truncated);
     CHECK(allocated_bytes <= allocation_bound(tiny.size()));
   }
-  // A large message whose count is exactly the bytes left: the decoder may
-  // resize to that count, but no further, then fails on the missing data.
+  // A large message whose count is exactly the bytes left: the decoder reads
+  // elements one by one and fails at the first malformed one (0x5A is not a
+  // bool), without ever allocating for the elements it was promised.
   for (std::size_t payload : {1000u, 100000u, 1000000u}) {
     INFO("payload " << payload);
     payload_builder p;
@@ -503,7 +504,8 @@ TEST_CASE("wire: a hostile count allocates O(message size), not what it claims",
     counting = false;
     REQUIRE_FALSE(got);
     CHECK(allocated_bytes <= allocation_bound(msg.size()));
-    CHECK(allocated_bytes >= left * sizeof(update));  // the bound is tight, not vacuous
+    CHECK(got.error() == dhtkit::errc::malformed_payload);
+    CHECK(allocated_bytes < left * sizeof(update) / 4);  // not sized by the claimed count
   }
   // A string claiming more than is there: no allocation beyond the bytes.
   const auto str = raw_message(put::wire_type, payload_builder{}.u64(std::uint64_t{1} << 40).bytes);
@@ -513,6 +515,84 @@ TEST_CASE("wire: a hostile count allocates O(message size), not what it claims",
   REQUIRE_FALSE(got);
   CHECK(got.error() == dhtkit::errc::truncated);
   CHECK(allocated_bytes <= allocation_bound(str.size()));
+}
+
+// Large elements: a count the bytes could hold only as 1-byte elements.
+struct blocks {
+  static constexpr std::uint16_t wire_type = 9;
+  std::vector<std::array<std::uint64_t, 512>> items;  // 4 KiB each
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(items);
+  }
+};
+
+TEST_CASE("wire: large elements are not allocated before their bytes arrive", "[wire]") {
+  // 65,536 claimed 4 KiB elements behind ~64 KiB of payload: resizing to the
+  // count would commit 256 MiB before failing.
+  payload_builder p;
+  p.u64(65536);
+  p.bytes.resize(p.bytes.size() + 65536, std::byte{0});
+  const auto msg = raw_message(blocks::wire_type, p.bytes);
+  allocation_scope scope;
+  auto got = dhtkit::wire::decode<blocks>(msg);
+  counting = false;
+  REQUIRE_FALSE(got);
+  CHECK(got.error() == dhtkit::errc::truncated);
+  CHECK(allocated_bytes <= allocation_bound(msg.size()));
+}
+
+// A recursive message type: one u64 (a count of 1) per level on the wire.
+struct tree {
+  std::vector<tree> kids;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(kids);
+  }
+};
+
+struct forest {
+  static constexpr std::uint16_t wire_type = 10;
+  tree root;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(root);
+  }
+};
+
+forest chain(int levels) {
+  forest f;
+  tree* t = &f.root;
+  for (int i = 0; i < levels; ++i) t = &t->kids.emplace_back();
+  return f;
+}
+
+int depth_of(const tree& t) { return t.kids.empty() ? 0 : 1 + depth_of(t.kids.front()); }
+
+TEST_CASE("wire: nesting depth is bounded on decode and on encode", "[wire]") {
+  // Shallow recursion round-trips.
+  auto ok = dhtkit::wire::encode(chain(10), dhtkit::node_id{1});
+  REQUIRE(ok);
+  auto back = dhtkit::wire::decode<forest>(*ok);
+  REQUIRE(back);
+  CHECK(depth_of(back->root) == 10);
+
+  // 100,000 levels in 800 KB: would overflow the stack if decoding recursed freely.
+  payload_builder p;
+  for (int i = 0; i < 100000; ++i) p.u64(1);
+  p.u64(0);
+  const auto deep = raw_message(forest::wire_type, p.bytes);
+  auto got = dhtkit::wire::decode<forest>(deep);
+  REQUIRE_FALSE(got);
+  CHECK(got.error() == dhtkit::errc::limit_exceeded);
+
+  // The encoder refuses what a decoder with the same limits would refuse.
+  dhtkit::wire_limits shallow;
+  shallow.max_nesting_depth = 8;
+  auto refused = dhtkit::wire::encode(chain(10), dhtkit::node_id{1}, shallow);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == dhtkit::errc::limit_exceeded);
+  CHECK_FALSE(dhtkit::wire::decode<forest>(*ok, shallow));
 }
 
 TEST_CASE("wire: encode enforces the limits a decoder will apply", "[wire]") {

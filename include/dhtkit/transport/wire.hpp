@@ -88,10 +88,15 @@ struct wire_limits {
   std::size_t max_string_size = 1024 * 1024;
   // Most elements in any other container (vector, map, set, list...). Carry
   // blobs as std::string or std::vector<std::byte>, which count as strings.
-  // Allocation for a container is sizeof(element) * count, so this caps it
-  // in absolute terms (64 Ki elements of a 32-byte type = 2 MiB) whatever
-  // the element type; membership lists and batches stay well below it.
+  // Decoding never allocates for elements whose bytes have not arrived, so
+  // memory follows the message size; this caps the count in absolute terms
+  // as well. Membership lists and batches stay well below it.
   std::size_t max_container_size = 64 * 1024;
+  // Deepest nesting of structs and containers inside a message. Protocol
+  // messages nest a handful of levels; a recursive message type (a tree, a
+  // linked list) costs a byte or so per level on the wire, and decoding
+  // recurses, so without this a 1 MiB message could overflow the stack.
+  std::size_t max_nesting_depth = 64;
 };
 
 namespace wire {
@@ -156,7 +161,7 @@ inline std::size_t max_payload(const wire_limits& limits) noexcept {
 }
 
 inline dhtkit::detail::archive_limits archive_limits_for(const wire_limits& limits) noexcept {
-  return {limits.max_string_size, limits.max_container_size, max_payload(limits)};
+  return {limits.max_string_size, limits.max_container_size, max_payload(limits), limits.max_nesting_depth};
 }
 
 }  // namespace detail

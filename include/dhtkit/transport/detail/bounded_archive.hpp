@@ -21,13 +21,16 @@
 //     loaded into a bool, and a second encoding of the same value);
 //   * reading past the end is errc::truncated, never an out-of-bounds read.
 //
-// Consequence (the allocation bound): each resize asks for at most
-// sizeof(element) * min(bytes left, limit) bytes, and every element that
-// loads successfully consumes its own bytes, so decoding one message
-// allocates O(payload size) -- at most about sizeof(largest element) times
-// the payload length per level of container nesting -- and never more than
-// max_container_size elements per container. tests/wire_test.cpp measures it
-// with a counting operator new.
+// Consequence (the allocation bound): containers of structs, strings and
+// other non-arithmetic elements are loaded one decoded element at a time
+// (never resized to the announced count), strings and arithmetic arrays are
+// resized only to a count whose bytes are present, and every element that
+// loads consumes its own bytes. So decoding one message allocates O(payload
+// size) -- at most about 16 times the payload length per level of nesting
+// (an 8-byte integer array, a vector's amortized growth) -- and never more than
+// max_container_size elements per container; nesting itself is capped at
+// max_depth levels, so a recursive message type cannot overflow the stack.
+// tests/wire_test.cpp measures the bound with a counting operator new.
 //
 // Limitation: a container whose elements serialize to zero bytes (a vector of
 // empty structs) cannot be decoded with more elements than bytes left; such
@@ -48,9 +51,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <iterator>
 #include <limits>
+#include <list>
 #include <map>
 #include <memory>
 #include <set>
@@ -80,16 +85,33 @@ struct archive_limits {
   std::uint64_t max_string_size;     // longest string / byte blob, in elements
   std::uint64_t max_container_size;  // most elements in any other container
   std::size_t max_output_size;       // output archive only: payload byte budget
+  std::size_t max_depth;             // deepest nesting of structs and containers
+};
+
+// Counts how deep the archive is inside nested values (see prologue below).
+class nesting_counter {
+ public:
+  explicit nesting_counter(std::size_t max) noexcept : max_(max) {}
+  void enter() {
+    if (++depth_ > max_) throw wire_error(errc::limit_exceeded);
+  }
+  void leave() noexcept { --depth_; }
+
+ private:
+  std::size_t depth_ = 0;
+  std::size_t max_;
 };
 
 // The first payload byte PortableBinaryOutputArchive writes: 1 = little-endian.
 inline constexpr std::uint8_t little_endian_marker = 1;
 
 class bounded_output_archive
-    : public cereal::OutputArchive<bounded_output_archive, cereal::AllowEmptyClassElision> {
+    : public cereal::OutputArchive<bounded_output_archive, cereal::AllowEmptyClassElision>,
+      public nesting_counter {
  public:
   bounded_output_archive(std::vector<std::byte>& out, const archive_limits& limits)
       : cereal::OutputArchive<bounded_output_archive, cereal::AllowEmptyClassElision>(this),
+        nesting_counter(limits.max_depth),
         out_(out),
         start_(out.size()),
         limits_(limits) {
@@ -125,10 +147,12 @@ class bounded_output_archive
 };
 
 class bounded_input_archive
-    : public cereal::InputArchive<bounded_input_archive, cereal::AllowEmptyClassElision> {
+    : public cereal::InputArchive<bounded_input_archive, cereal::AllowEmptyClassElision>,
+      public nesting_counter {
  public:
   bounded_input_archive(std::span<const std::byte> in, const archive_limits& limits)
       : cereal::InputArchive<bounded_input_archive, cereal::AllowEmptyClassElision>(this),
+        nesting_counter(limits.max_depth),
         in_(in),
         limits_(limits) {
     std::uint8_t marker = 0;
@@ -194,6 +218,41 @@ std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(bounded_inpu
   static_assert(!std::is_floating_point_v<T> || std::numeric_limits<T>::is_iec559,
                 "dhtkit wire: floating point values must be IEEE 754");
   ar.template load_binary<sizeof(T), std::is_same_v<T, bool>>(std::addressof(t), sizeof(T));
+}
+
+// ---- nesting depth ----------------------------------------------------------
+// cereal calls prologue before and epilogue after processing every value; a
+// struct or container (anything but an arithmetic value or one of cereal's
+// own wrappers, which are not levels of the message) is one level deeper.
+
+template <class T>
+inline constexpr bool is_nesting_level_v = std::is_class_v<T>;
+template <class T>
+inline constexpr bool is_nesting_level_v<cereal::NameValuePair<T>> = false;
+template <class T>
+inline constexpr bool is_nesting_level_v<cereal::SizeTag<T>> = false;
+template <class T>
+inline constexpr bool is_nesting_level_v<cereal::BinaryData<T>> = false;
+template <class K, class V>
+inline constexpr bool is_nesting_level_v<cereal::MapItem<K, V>> = false;
+
+// One overload per archive type: more specialized than cereal's catch-all
+// prologue(Archive&, const T&), so these are the ones chosen.
+template <class T>
+void prologue(bounded_input_archive& ar, const T&) {
+  if constexpr (is_nesting_level_v<T>) ar.enter();
+}
+template <class T>
+void epilogue(bounded_input_archive& ar, const T&) {
+  if constexpr (is_nesting_level_v<T>) ar.leave();
+}
+template <class T>
+void prologue(bounded_output_archive& ar, const T&) {
+  if constexpr (is_nesting_level_v<T>) ar.enter();
+}
+template <class T>
+void epilogue(bounded_output_archive& ar, const T&) {
+  if constexpr (is_nesting_level_v<T>) ar.leave();
 }
 
 // ---- cereal's wrapper types ------------------------------------------------
@@ -270,6 +329,41 @@ void CEREAL_LOAD_FUNCTION_NAME(bounded_input_archive& ar, std::vector<std::byte,
   v.resize(static_cast<std::size_t>(n));
   ar.template load_binary<1>(v.data(), v.size());
 }
+
+// ---- sequences of non-arithmetic elements ----------------------------------
+// cereal's own loaders resize() to the announced count before reading an
+// element, allocating count * sizeof(element) up front: with 16 KiB elements
+// a 64 KiB message could commit 1 GiB. These append one decoded element at a
+// time instead, so memory follows the bytes actually decoded (amortized
+// growth: at most about twice what the decoded elements need). Same bytes as
+// cereal's serializers; arithmetic element types keep cereal's bulk path,
+// whose allocation is at most sizeof(element) <= 16 bytes per payload byte.
+
+template <class Sequence>
+void load_sequence(bounded_input_archive& ar, Sequence& seq) {
+  cereal::size_type n = 0;
+  ar(cereal::make_size_tag(n));
+  seq.clear();
+  for (cereal::size_type i = 0; i < n; ++i) {
+    seq.emplace_back();
+    ar(seq.back());
+  }
+}
+
+template <class T>
+inline constexpr bool is_element_by_element_v = !std::is_arithmetic_v<T> && !std::is_same_v<T, std::byte>;
+
+template <class T, class A>
+requires is_element_by_element_v<T>
+void CEREAL_LOAD_FUNCTION_NAME(bounded_input_archive& ar, std::vector<T, A>& v) { load_sequence(ar, v); }
+
+template <class T, class A>
+requires is_element_by_element_v<T>
+void CEREAL_LOAD_FUNCTION_NAME(bounded_input_archive& ar, std::deque<T, A>& d) { load_sequence(ar, d); }
+
+template <class T, class A>
+requires is_element_by_element_v<T>
+void CEREAL_LOAD_FUNCTION_NAME(bounded_input_archive& ar, std::list<T, A>& l) { load_sequence(ar, l); }
 
 // ---- ordered associative containers -----------------------------------------
 // Same bytes as cereal's map/set serializers; the loads additionally require
