@@ -553,3 +553,74 @@ TEST_CASE("any regular, ordered, hashable node type with a ring_position works",
     CHECK(r.owner(key)->host == *s.owner(key));
   }
 }
+
+// A node whose copies throw on demand, standing in for a node type whose copy
+// allocates (std::string) when memory runs out.
+namespace {
+struct fragile_node {
+  static inline int copies_left = -1;  // < 0: never throw
+  std::uint64_t id = 0;
+  fragile_node() = default;
+  explicit fragile_node(std::uint64_t v) : id(v) {}
+  fragile_node(const fragile_node& o) : id(o.id) { tick(); }
+  fragile_node& operator=(const fragile_node& o) {
+    tick();
+    id = o.id;
+    return *this;
+  }
+  friend auto operator<=>(const fragile_node&, const fragile_node&) = default;
+  friend bool operator==(const fragile_node&, const fragile_node&) = default;
+  static void tick() {
+    if (copies_left == 0) throw std::bad_alloc();
+    if (copies_left > 0) --copies_left;
+  }
+};
+}  // namespace
+
+template <>
+struct std::hash<fragile_node> {
+  std::size_t operator()(const fragile_node& n) const noexcept { return static_cast<std::size_t>(n.id); }
+};
+template <>
+struct dhtkit::ring_position<fragile_node> {
+  static std::uint64_t identity(const fragile_node& n) noexcept { return dhtkit::mix64(n.id); }
+};
+
+TEST_CASE("ring: a failing add or remove leaves the ring exactly as it was", "[ring]") {
+  for (bool bounded : {false, true}) {
+    dhtkit::ring_config config;
+    config.vnodes_per_unit = 8;
+    config.partitions = 1 << 8;
+    config.bounded_loads = bounded;
+    dhtkit::ring<fragile_node> r{config};
+    for (std::uint64_t i = 1; i <= 4; ++i) REQUIRE(r.add(fragile_node{i}));
+    auto snapshot = [&] {
+      std::vector<std::uint64_t> out;
+      for (std::uint64_t p = 0; p < 256; ++p) {
+        out.push_back(r.owner_at(p << 56)->id);
+        out.push_back(r.partition_owner_at(p)->id);
+      }
+      out.push_back(r.size());
+      return out;
+    };
+    // Fail the 0th, 1st, 2nd ... copy until the operation gets through.
+    for (bool removing : {false, true}) {
+      INFO("bounded " << bounded << ", removing " << removing);
+      const auto before = snapshot();
+      bool done = false;
+      for (int n = 0; !done && n < 10000; ++n) {
+        fragile_node::copies_left = n;
+        try {
+          done = removing ? static_cast<bool>(r.remove(fragile_node{5}))
+                          : static_cast<bool>(r.add(fragile_node{5}));
+        } catch (const std::bad_alloc&) {
+          fragile_node::copies_left = -1;
+          REQUIRE(snapshot() == before);
+        }
+        fragile_node::copies_left = -1;
+      }
+      REQUIRE(done);
+      CHECK(r.contains(fragile_node{5}) == !removing);
+    }
+  }
+}

@@ -541,15 +541,33 @@ class ring {
     return found;
   }
 
+  // Installs a new membership. Strong exception guarantee: if building the
+  // members or the partition table throws (std::bad_alloc), the ring is left
+  // exactly as it was, never with a table that disagrees with its tokens.
   void commit(std::vector<entry> nodes, std::vector<std::uint64_t> tokens, std::vector<std::uint16_t> owners,
               std::uint64_t total_weight) {
-    nodes_ = std::move(nodes);
-    members_.clear();
-    for (const entry& e : nodes_) members_.push_back(e.node);
-    tokens_ = std::move(tokens);
-    owners_ = std::move(owners);
-    total_weight_ = total_weight;
-    rebuild_table();
+    std::vector<Node> members;
+    members.reserve(nodes.size());
+    for (const entry& e : nodes) members.push_back(e.node);
+    // Swap the new state in (no-throw), keeping the old one to roll back to.
+    std::vector<std::uint16_t> old_table = std::move(table_);
+    table_.clear();
+    nodes_.swap(nodes);
+    members_.swap(members);
+    tokens_.swap(tokens);
+    owners_.swap(owners);
+    std::swap(total_weight_, total_weight);
+    try {
+      rebuild_table();
+    } catch (...) {
+      nodes_.swap(nodes);
+      members_.swap(members);
+      tokens_.swap(tokens);
+      owners_.swap(owners);
+      std::swap(total_weight_, total_weight);
+      table_ = std::move(old_table);
+      throw;
+    }
   }
 
   void rebuild_table() {
