@@ -807,6 +807,49 @@ TEST_CASE("socket transports work over IPv6 loopback", "[transport]") {
   CHECK(ua.send(dhtkit::endpoint::loopback_v4(9), make_payload(3, 1)) == dhtkit::errc::unknown_peer);
 }
 
+TEST_CASE("udp bound to [::] answers IPv4 peers", "[transport][udp]") {
+  asio::io_context io;
+  dhtkit::udp_transport_config cfg;
+  cfg.bind = dhtkit::endpoint::v6({}, 0);
+  auto b = dhtkit::udp_transport::open(io.get_executor(), cfg);
+  if (!b) {
+    WARN("no IPv6 here (" << b.error().message() << "): dual-stack UDP not tested");
+    return;
+  }
+  collector c;
+  b->set_receive_handler(c.handler());
+  asio::ip::udp::socket raw(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const bytes ping = make_payload(1, 20);
+  raw.send_to(asio::buffer(ping),
+              asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), b->local_endpoint().port));
+  REQUIRE(run_until(
+      io, [&] { return c.got.size() == 1; }, 5s));
+  const dhtkit::endpoint from = c.got[0].first;
+  CHECK(from.is_v4());  // v4-mapped is normalised
+  CHECK(from == dhtkit::detail::from_asio(raw.local_endpoint()));
+
+  // The reply goes back through the v4-mapped address.
+  const bytes pong = make_payload(2, 30);
+  REQUIRE(!b->send(from, pong));
+  bytes got(64);
+  asio::ip::udp::endpoint sender;
+  std::optional<std::size_t> n;
+  raw.async_receive_from(asio::buffer(got), sender, [&](std::error_code ec, std::size_t k) {
+    if (!ec) n = k;
+  });
+  REQUIRE(run_until(
+      io, [&] { return n.has_value(); }, 5s));
+  got.resize(*n);
+  CHECK(got == pong);
+  CHECK(b->stats().send_errors == 0);
+
+  // Bound to one IPv6 address, IPv4 stays unreachable (known at once).
+  dhtkit::udp_transport_config one;
+  one.bind = dhtkit::endpoint::loopback_v6(0);
+  auto v6only = dhtkit::udp_transport::open(io.get_executor(), one).value();
+  CHECK(v6only.send(from, pong) == dhtkit::errc::unknown_peer);
+}
+
 TEST_CASE("tcp backs off from a peer that accepts and closes at once", "[transport][tcp]") {
   asio::io_context io;
   asio::ip::tcp::acceptor rude(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));

@@ -9,6 +9,11 @@
 // from the network is recognised (not silently truncated) and dropped.
 // The `from` endpoint is the datagram's source address, which is the sender's
 // bound endpoint: a udp_transport sends from the socket it receives on.
+// Bound to the IPv6 wildcard [::], the socket is dual-stack (IPV6_V6ONLY is
+// turned off where the system allows): IPv4 peers arrive as plain IPv4
+// endpoints and send() reaches them through their v4-mapped address. Bound to
+// any other IPv6 address it reaches only IPv6 peers, and an IPv4 socket only
+// IPv4 peers (send() fails with errc::unknown_peer at once).
 //
 // Threading: everything runs on one strand of the executor given to open();
 // there is no mutex. send() and stats() may be called from any thread. On the
@@ -33,6 +38,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/ip/udp.hpp>
+#include <asio/ip/v6_only.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <atomic>
@@ -58,7 +64,7 @@ namespace dhtkit {
 
 struct udp_transport_config {
   // Where to bind; also the source address of every datagram sent. Port 0
-  // picks an ephemeral port (see local_endpoint()).
+  // picks an ephemeral port (see local_endpoint()). [::] is dual-stack.
   endpoint bind = endpoint::loopback_v4(0);
   // Largest datagram payload accepted by send() and delivered on receive;
   // 1400 bytes keeps datagrams under a 1500-byte MTU. At most 65507 (the IPv4
@@ -118,6 +124,11 @@ class impl : public std::enable_shared_from_this<impl> {
     std::error_code ec;
     const auto ep = to_asio<asio::ip::udp>(cfg_.bind);
     socket_.open(ep.protocol(), ec);
+    if (!ec && cfg_.bind.is_v6() && cfg_.bind.is_unspecified()) {
+      // Best effort: where the system forbids it, IPv4 peers are simply unreachable.
+      std::error_code ignored;
+      socket_.set_option(asio::ip::v6_only(false), ignored);
+    }
     if (!ec && cfg_.socket_buffer_bytes != 0) {
       const int size = static_cast<int>(cfg_.socket_buffer_bytes);
       // Best effort: the kernel caps these at its configured maximum.
@@ -272,9 +283,19 @@ class udp_transport {
     if (!impl_ || impl_->closed()) return errc::shut_down;
     if (message.size() > impl_->config().max_message_size) return errc::message_too_large;
     if (to.port == 0 || to.is_unspecified()) return errc::unknown_peer;
-    // An IPv4 socket cannot reach an IPv6 peer and vice versa: known at once.
-    if (to.family != impl_->local().family) return errc::unknown_peer;
-    const auto dest = detail::to_asio<asio::ip::udp>(to);
+    const endpoint& local = impl_->local();
+    asio::ip::udp::endpoint dest;
+    if (to.family == local.family) {
+      dest = detail::to_asio<asio::ip::udp>(to);
+    } else if (local.is_v6() && local.is_unspecified()) {
+      // A dual-stack socket: an IPv4 peer (as from_asio names it) is reached
+      // through its v4-mapped address.
+      dest = detail::to_asio_v4_mapped<asio::ip::udp>(to);
+    } else {
+      // An IPv4 socket cannot reach an IPv6 peer, nor a socket bound to one
+      // IPv6 address an IPv4 peer: known at once.
+      return errc::unknown_peer;
+    }
     if (impl_->strand().running_in_this_thread()) return impl_->send_now(dest, message);
     asio::post(impl_->strand(),
                [p = impl_, d = detail::udp::pending{dest, {message.begin(), message.end()}}]() mutable {

@@ -30,6 +30,12 @@ asio::ip::basic_endpoint<Protocol> to_asio(const endpoint& ep) {
   return {to_asio_address(ep), ep.port};
 }
 
+// An IPv4 endpoint as a dual-stack IPv6 socket addresses it (::ffff:a.b.c.d).
+template <class Protocol>
+asio::ip::basic_endpoint<Protocol> to_asio_v4_mapped(const endpoint& ep) {
+  return {asio::ip::make_address_v6(asio::ip::v4_mapped, to_asio_address(ep).to_v4()), ep.port};
+}
+
 // A v4-mapped IPv6 address (what a dual-stack socket reports for an IPv4
 // peer) becomes the plain IPv4 endpoint, so one peer has one name.
 inline endpoint from_asio_address(const asio::ip::address& a, std::uint16_t port) {
