@@ -807,6 +807,56 @@ TEST_CASE("socket transports work over IPv6 loopback", "[transport]") {
   CHECK(ua.send(dhtkit::endpoint::loopback_v4(9), make_payload(3, 1)) == dhtkit::errc::unknown_peer);
 }
 
+TEST_CASE("tcp starts a connection made after a reset mid-frame with the hello, then the whole frame",
+          "[transport][tcp]") {
+  asio::io_context io;
+  auto cfg = fast_tcp_config();
+  cfg.max_message_size = std::size_t{8} << 20;  // more than the socket buffers: the write is partial
+  cfg.send_queue_bytes = std::size_t{16} << 20;
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  asio::ip::tcp::acceptor server(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const bytes big = make_payload(5, cfg.max_message_size);
+
+  // First connection: read a little, then reset with the rest of the frame in flight.
+  asio::ip::tcp::socket first(io);
+  bytes head(1000);
+  bool reset = false;
+  server.async_accept(first, [&](std::error_code ec) {
+    REQUIRE(!ec);
+    asio::async_read(first, asio::buffer(head), [&](std::error_code rec, std::size_t) {
+      REQUIRE(!rec);
+      first.set_option(asio::socket_base::linger(true, 0));
+      first.close();
+      reset = true;
+    });
+  });
+  REQUIRE(!a.send(dhtkit::detail::from_asio(server.local_endpoint()), big));
+  REQUIRE(run_until(
+      io, [&] { return reset; }, 5s));
+
+  // Second connection: exactly a hello, then the frame from its first byte.
+  asio::ip::tcp::socket second(io);
+  bytes all(28 + 4 + big.size());
+  bool read_all = false;
+  server.async_accept(second, [&](std::error_code ec) {
+    REQUIRE(!ec);
+    asio::async_read(second, asio::buffer(all), [&](std::error_code rec, std::size_t) {
+      REQUIRE(!rec);
+      read_all = true;
+    });
+  });
+  REQUIRE(run_until(
+      io, [&] { return read_all; }, 10s));
+  const auto hello =
+      dhtkit::detail::tcp::parse_hello(std::span(all).subspan(4, 24), dhtkit::endpoint::loopback_v4(1));
+  REQUIRE(dhtkit::detail::load_le32(all.data()) == 24);
+  REQUIRE(hello.has_value());
+  CHECK(*hello == a.local_endpoint());
+  CHECK(dhtkit::detail::load_le32(all.data() + 28) == big.size());
+  CHECK(std::equal(big.begin(), big.end(), all.begin() + 32));
+  CHECK(a.stats().connections_opened == 2);
+}
+
 TEST_CASE("udp bound to [::] answers IPv4 peers", "[transport][udp]") {
   asio::io_context io;
   dhtkit::udp_transport_config cfg;

@@ -288,6 +288,8 @@ struct in_conn {
 // enough that drop_oldest still has room to act while a write is in flight.
 inline constexpr std::size_t max_gather_frames = 64;
 inline constexpr std::size_t max_gather_bytes = 256 * 1024;
+// Bytes asked of one write system call inside a gather write (Asio's own default).
+inline constexpr std::size_t default_write_chunk = 64 * 1024;
 // Inbound read buffer kept between frames, and the least a full buffer grows by;
 // it grows (doubling) up to a maximal frame only as that frame's bytes arrive.
 inline constexpr std::size_t read_buffer_size = 64 * 1024;
@@ -555,31 +557,39 @@ class impl : public std::enable_shared_from_this<impl> {
     p->in_flight = n;
     p->writing = true;
     const std::uint64_t gen = p->generation;
-    asio::async_write(p->socket, p->gather,
-                      [self = shared_from_this(), p, gen](std::error_code ec, std::size_t) {
-                        if (self->closed_ || p->generation != gen) return;
-                        p->writing = false;
-                        if (ec) {
-                          self->connection_failed(p, true);
-                          return;
-                        }
-                        p->hello_pending = false;
-                        if (p->in_flight > 0) {
-                          // Progress: only now is the peer known to be healthy. (Resetting on
-                          // connect would let a peer that accepts and closes at once make us
-                          // reconnect in a tight loop.)
-                          p->failures = 0;
-                          p->backoff = self->cfg_.backoff_initial;
-                          p->unconfirmed = true;
-                        }
-                        for (std::size_t i = 0; i < p->in_flight; ++i) {
-                          p->queued_bytes -= p->queue.front().size();
-                          p->queue.pop_front();
-                        }
-                        counters::bump(self->stats_.frames_sent, p->in_flight);
-                        p->in_flight = 0;
-                        self->pump(p);
-                      });
+    // The completion condition runs before every partial write: once the
+    // connection has been torn down (and maybe the same socket object reopened
+    // for the next one, in the same handler), the rest of this write must not
+    // go out on the new connection ahead of its hello.
+    asio::async_write(
+        p->socket, p->gather,
+        [p, gen](const std::error_code& ec, std::size_t) -> std::size_t {
+          return ec || p->generation != gen ? 0 : default_write_chunk;
+        },
+        [self = shared_from_this(), p, gen](std::error_code ec, std::size_t) {
+          if (self->closed_ || p->generation != gen) return;
+          p->writing = false;
+          if (ec) {
+            self->connection_failed(p, true);
+            return;
+          }
+          p->hello_pending = false;
+          if (p->in_flight > 0) {
+            // Progress: only now is the peer known to be healthy. (Resetting on
+            // connect would let a peer that accepts and closes at once make us
+            // reconnect in a tight loop.)
+            p->failures = 0;
+            p->backoff = self->cfg_.backoff_initial;
+            p->unconfirmed = true;
+          }
+          for (std::size_t i = 0; i < p->in_flight; ++i) {
+            p->queued_bytes -= p->queue.front().size();
+            p->queue.pop_front();
+          }
+          counters::bump(self->stats_.frames_sent, p->in_flight);
+          p->in_flight = 0;
+          self->pump(p);
+        });
   }
 
   // Closes the connection; frames stay queued (including any that were being
