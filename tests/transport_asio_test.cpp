@@ -728,6 +728,53 @@ TEST_CASE("send from another thread is posted to the strand", "[transport]") {
     CHECK(tc.got[static_cast<std::size_t>(i)].second == make_payload(static_cast<std::uint64_t>(i), 20));
 }
 
+TEST_CASE("tcp counts sends refused for max_peers, posted ones included", "[transport][tcp]") {
+  asio::io_context io;
+  auto cfg = fast_tcp_config();
+  cfg.max_peers = 1;
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  auto b = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  auto c2 = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  collector at_b;
+  b.set_receive_handler(at_b.handler());
+  // Not on the strand (nothing runs the executor): both are posted and accepted.
+  REQUIRE(!a.send(b.local_endpoint(), make_payload(1, 10)));
+  REQUIRE(!a.send(c2.local_endpoint(), make_payload(2, 10)));
+  REQUIRE(run_until(
+      io, [&] { return at_b.got.size() == 1; }, 5s));
+  CHECK(a.stats().refused_peer_limit == 1);
+  // On the strand the caller learns it at once, and it is counted the same way.
+  std::optional<std::error_code> on_strand;
+  asio::post(a.get_executor(), [&] { on_strand = a.send(c2.local_endpoint(), make_payload(3, 10)); });
+  REQUIRE(run_until(
+      io, [&] { return on_strand.has_value(); }, 5s));
+  CHECK(*on_strand == dhtkit::errc::limit_exceeded);
+  CHECK(a.stats().refused_peer_limit == 2);
+}
+
+TEST_CASE("a moved-from socket transport is inert", "[transport]") {
+  asio::io_context io;
+  auto t = dhtkit::tcp_transport::open(io.get_executor()).value();
+  auto u = dhtkit::udp_transport::open(io.get_executor()).value();
+  const auto t_ep = t.local_endpoint();
+  dhtkit::tcp_transport t2(std::move(t));
+  dhtkit::udp_transport u2(std::move(u));
+  CHECK(t2.local_endpoint() == t_ep);
+  // NOLINTBEGIN(bugprone-use-after-move): what a moved-from transport does is the point
+  CHECK(t.send(t_ep, make_payload(1, 1)) == dhtkit::errc::shut_down);
+  CHECK(u.send(u2.local_endpoint(), make_payload(1, 1)) == dhtkit::errc::shut_down);
+  CHECK(t.local_endpoint() == dhtkit::endpoint{});
+  CHECK(t.max_message_size() == 0);
+  CHECK(u.max_message_size() == 0);
+  CHECK(t.stats().frames_sent == 0);
+  std::optional<std::error_code> done;
+  t.shutdown(dhtkit::seconds(1), [&](std::error_code ec) { done = ec; });
+  CHECK(done == std::optional<std::error_code>(dhtkit::errc::shut_down));
+  t.close();
+  u.close();
+  // NOLINTEND(bugprone-use-after-move)
+}
+
 TEST_CASE("tcp cuts off a connection attempt at connect_timeout", "[transport][tcp]") {
   asio::io_context io;
   // A listener that never accepts, with its accept queue full: Linux then drops

@@ -31,7 +31,8 @@
 // thread: on the strand (e.g. from the receive handler) send() acts at once
 // and returns every error, including queue_full; from another thread it checks
 // what it can (closed, size, address), copies the message and posts it to the
-// strand, and a queue overflow found there is only counted in stats().
+// strand, and a queue overflow or max_peers found there is only counted in
+// stats().
 // set_receive_handler(), shutdown() and close() must be called on the strand
 // or while no thread runs the executor (e.g. between io_context::run calls).
 // A receive handler may call send() and close(), but must not replace itself.
@@ -75,6 +76,7 @@
 #include <asio/strand.hpp>
 #include <asio/write.hpp>
 #include <atomic>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -141,7 +143,8 @@ struct tcp_transport_config {
   // Open inbound connections beyond this are refused (closed at once).
   std::size_t max_inbound_connections = 1024;
   // Distinct peers with an outbound connection or queue; send() to one more
-  // fails with errc::limit_exceeded. Idle peers with no connection are forgotten.
+  // fails with errc::limit_exceeded (counted as refused_peer_limit). Idle
+  // peers with no connection are forgotten.
   std::size_t max_peers = 4096;
 
   void validate() const {
@@ -178,6 +181,7 @@ struct tcp_transport_stats {
   std::uint64_t oversize_frames = 0;       // inbound connections dropped for a frame over the maximum
   std::uint64_t bad_hellos = 0;            // inbound connections dropped for a missing or malformed hello
   std::uint64_t refused_inbound = 0;       // inbound connections over max_inbound_connections
+  std::uint64_t refused_peer_limit = 0;    // sends to one more peer than max_peers (posted ones are lost)
   std::uint64_t dropped_no_memory = 0;     // inbound connections dropped because a read buffer could not grow
   std::uint64_t inbound_buffer_bytes = 0;  // now: bytes allocated for the read buffers of inbound connections
 };
@@ -234,7 +238,8 @@ inline std::optional<endpoint> parse_hello(std::span<const std::byte> b, const e
 struct counters {
   std::atomic<std::uint64_t> frames_sent{0}, frames_received{0}, dropped_queue_full{0},
       dropped_unreachable{0}, dropped_on_close{0}, connect_failures{0}, connect_timeouts{0},
-      connections_opened{0}, oversize_frames{0}, bad_hellos{0}, refused_inbound{0}, dropped_no_memory{0};
+      connections_opened{0}, oversize_frames{0}, bad_hellos{0}, refused_inbound{0}, refused_peer_limit{0},
+      dropped_no_memory{0};
   std::atomic<std::uint64_t> inbound_buffer_bytes{0};  // a gauge, not a count
   // Keeps the gauge equal to the capacity of every inbound buffer.
   void resized(std::size_t before, std::size_t after) {
@@ -389,7 +394,10 @@ class impl : public std::enable_shared_from_this<impl> {
     if (closed_) return errc::shut_down;
     auto it = peers_.find(to);
     if (it == peers_.end()) {
-      if (peers_.size() >= cfg_.max_peers) return errc::limit_exceeded;
+      if (peers_.size() >= cfg_.max_peers) {
+        counters::bump(stats_.refused_peer_limit);
+        return errc::limit_exceeded;
+      }
       it = peers_.emplace(to, std::make_shared<out_peer>(strand_, to)).first;
       it->second->backoff = cfg_.backoff_initial;
     }
@@ -859,10 +867,18 @@ class tcp_transport {
 
   endpoint local_endpoint() const { return impl_ ? impl_->local() : endpoint{}; }
   std::size_t max_message_size() const { return impl_ ? impl_->config().max_message_size : 0; }
-  const tcp_transport_config& config() const { return impl_->config(); }
+  // Precondition for config() and get_executor(): the transport has not been
+  // moved from (every other member is safe on a moved-from transport).
+  const tcp_transport_config& config() const {
+    assert(impl_ && "config() on a moved-from tcp_transport");
+    return impl_->config();
+  }
   // The strand everything runs on: post work here to call send() with full
   // error reporting, or close()/shutdown() from another thread.
-  detail::tcp::strand_type get_executor() const { return impl_->strand(); }
+  detail::tcp::strand_type get_executor() const {
+    assert(impl_ && "get_executor() on a moved-from tcp_transport");
+    return impl_->strand();
+  }
 
   std::error_code send(const endpoint& to, std::span<const std::byte> message) {
     if (!impl_ || impl_->closing()) return errc::shut_down;
@@ -921,6 +937,7 @@ class tcp_transport {
     s.oversize_frames = get(c.oversize_frames);
     s.bad_hellos = get(c.bad_hellos);
     s.refused_inbound = get(c.refused_inbound);
+    s.refused_peer_limit = get(c.refused_peer_limit);
     s.dropped_no_memory = get(c.dropped_no_memory);
     s.inbound_buffer_bytes = get(c.inbound_buffer_bytes);
     return s;

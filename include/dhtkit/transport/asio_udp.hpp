@@ -42,6 +42,7 @@
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <atomic>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -276,8 +277,16 @@ class udp_transport {
 
   endpoint local_endpoint() const { return impl_ ? impl_->local() : endpoint{}; }
   std::size_t max_message_size() const { return impl_ ? impl_->config().max_message_size : 0; }
-  const udp_transport_config& config() const { return impl_->config(); }
-  detail::udp::strand_type get_executor() const { return impl_->strand(); }
+  // Precondition for config() and get_executor(): the transport has not been
+  // moved from (every other member is safe on a moved-from transport).
+  const udp_transport_config& config() const {
+    assert(impl_ && "config() on a moved-from udp_transport");
+    return impl_->config();
+  }
+  detail::udp::strand_type get_executor() const {
+    assert(impl_ && "get_executor() on a moved-from udp_transport");
+    return impl_->strand();
+  }
 
   std::error_code send(const endpoint& to, std::span<const std::byte> message) {
     if (!impl_ || impl_->closed()) return errc::shut_down;
