@@ -775,6 +775,44 @@ TEST_CASE("a moved-from socket transport is inert", "[transport]") {
   // NOLINTEND(bugprone-use-after-move)
 }
 
+TEST_CASE("sends from another thread are bounded while the strand has not taken them", "[transport]") {
+  asio::io_context io;
+  // Nothing runs the executor while these sends are made, so every one is a
+  // posted copy still in transit.
+  auto cfg = fast_tcp_config();
+  cfg.max_message_size = 1000;
+  cfg.send_queue_bytes = 10 * 1004;  // ten maximal frames
+  auto a = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  auto b = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  auto b2 = dhtkit::tcp_transport::open(io.get_executor(), cfg).value();
+  collector tc;
+  b.set_receive_handler(tc.handler());
+  b2.set_receive_handler(tc.handler());
+  for (int i = 0; i < 10; ++i) {
+    // Spread over two peers: the bound is on the transport, not per peer.
+    const auto& to = i % 2 == 0 ? b : b2;
+    REQUIRE(!a.send(to.local_endpoint(), make_payload(static_cast<std::uint64_t>(i), 1000)));
+  }
+  CHECK(a.send(b.local_endpoint(), make_payload(10, 1000)) == dhtkit::errc::queue_full);
+  CHECK(a.stats().dropped_queue_full == 1);
+  REQUIRE(run_until(
+      io, [&] { return tc.got.size() == 10; }, 5s));
+  CHECK(!a.send(b.local_endpoint(), make_payload(11, 1000)));  // taken by the strand: room again
+
+  dhtkit::udp_transport_config ucfg;
+  ucfg.send_queue_datagrams = 4;
+  auto ua = dhtkit::udp_transport::open(io.get_executor(), ucfg).value();
+  auto ub = dhtkit::udp_transport::open(io.get_executor(), ucfg).value();
+  collector uc;
+  ub.set_receive_handler(uc.handler());
+  for (int i = 0; i < 4; ++i) REQUIRE(!ua.send(ub.local_endpoint(), make_payload(1, 100)));
+  CHECK(ua.send(ub.local_endpoint(), make_payload(1, 100)) == dhtkit::errc::queue_full);
+  CHECK(ua.stats().dropped_queue_full == 1);
+  REQUIRE(run_until(
+      io, [&] { return uc.got.size() == 4; }, 5s));
+  CHECK(!ua.send(ub.local_endpoint(), make_payload(1, 100)));
+}
+
 TEST_CASE("tcp cuts off a connection attempt at connect_timeout", "[transport][tcp]") {
   asio::io_context io;
   // A listener that never accepts, with its accept queue full: Linux then drops

@@ -32,7 +32,8 @@
 // and returns every error, including queue_full; from another thread it checks
 // what it can (closed, size, address), copies the message and posts it to the
 // strand, and a queue overflow or max_peers found there is only counted in
-// stats().
+// stats(). Copies posted but not yet taken by the strand are bounded too: over
+// send_queue_bytes of them in total, send() fails with errc::queue_full.
 // set_receive_handler(), shutdown() and close() must be called on the strand
 // or while no thread runs the executor (e.g. between io_context::run calls).
 // A receive handler may call send() and close(), but must not replace itself.
@@ -340,21 +341,31 @@ class impl : public std::enable_shared_from_this<impl> {
   // send() from another thread: count the frame as in transit *before*
   // checking for shutdown, so shutdown() (which sets closing_ first and then
   // looks at the count) either sees the frame coming or send() sees the
-  // shutdown. Both are sequentially consistent.
-  bool begin_post() {
+  // shutdown. Both are sequentially consistent. The bytes in transit (copies
+  // posted, not yet queued by the strand) are bounded by send_queue_bytes, or
+  // a thread sending faster than the strand runs would grow memory without
+  // limit: beyond it, errc::queue_full (counted as dropped_queue_full).
+  std::error_code begin_post(std::size_t bytes) {
     posted_.fetch_add(1);
+    posted_bytes_.fetch_add(bytes);
     if (closing_.load()) {
-      cancel_post();
-      return false;
+      cancel_post(bytes);
+      return errc::shut_down;
     }
-    return true;
+    if (posted_bytes_.load() > cfg_.send_queue_bytes) {
+      cancel_post(bytes);
+      counters::bump(stats_.dropped_queue_full);
+      return errc::queue_full;
+    }
+    return {};
   }
 
-  // Undoes begin_post() (shutdown seen, or the post itself threw). The strand
-  // may have read the count in between and seen a frame in transit, so the
-  // last one out makes it look again -- or a graceful shutdown would wait for
-  // its bound.
-  void cancel_post() noexcept {
+  // Undoes begin_post() (shutdown seen, over the bound, or the copy or the
+  // post threw). The strand may have read the count in between and seen a
+  // frame in transit, so the last one out makes it look again -- or a
+  // graceful shutdown would wait for its bound.
+  void cancel_post(std::size_t bytes) noexcept {
+    posted_bytes_.fetch_sub(bytes);
     if (posted_.fetch_sub(1) == 1 && closing_.load()) {
       try {
         asio::post(strand_, [self = shared_from_this()] { self->transit_done(); });
@@ -366,6 +377,7 @@ class impl : public std::enable_shared_from_this<impl> {
 
   // On the strand: the posted half of send().
   void finish_post(const endpoint& to, frame f) {
+    posted_bytes_.fetch_sub(f.size());
     const bool last = posted_.fetch_sub(1) == 1;
     const std::error_code ec = enqueue(to, std::move(f));
     if (ec == errc::shut_down) counters::bump(stats_.dropped_on_close);
@@ -828,8 +840,9 @@ class impl : public std::enable_shared_from_this<impl> {
   std::unordered_map<endpoint, peer_ptr> peers_;
   std::unordered_set<conn_ptr> inbound_;
   std::function<void(std::error_code)> shutdown_done_;
-  std::atomic<bool> closing_{false};    // read by send() on any thread
-  std::atomic<std::size_t> posted_{0};  // frames accepted by send() off the strand, not yet queued
+  std::atomic<bool> closing_{false};          // read by send() on any thread
+  std::atomic<std::size_t> posted_{0};        // frames accepted by send() off the strand, not yet queued
+  std::atomic<std::size_t> posted_bytes_{0};  // and their bytes, length prefixes included
   bool closed_ = false;
   bool lossy_ = false;  // a frame may have been lost during the graceful shutdown
   counters stats_;
@@ -884,19 +897,27 @@ class tcp_transport {
     if (!impl_ || impl_->closing()) return errc::shut_down;
     if (message.size() > impl_->config().max_message_size) return errc::message_too_large;
     if (to.port == 0 || to.is_unspecified()) return errc::unknown_peer;
-    detail::tcp::frame f(4 + message.size());
-    detail::store_le32(f.data(), static_cast<std::uint32_t>(message.size()));
-    if (!message.empty()) std::memcpy(f.data() + 4, message.data(), message.size());
-    if (impl_->strand().running_in_this_thread()) return impl_->enqueue(to, std::move(f));
-    if (!impl_->begin_post()) return errc::shut_down;
-    // If the post throws (std::bad_alloc), the frame never reaches the strand:
-    // take it out of the in-transit count, or a graceful shutdown would wait for it.
+    const std::size_t bytes = 4 + message.size();
+    auto make_frame = [&] {
+      detail::tcp::frame f(bytes);
+      detail::store_le32(f.data(), static_cast<std::uint32_t>(message.size()));
+      if (!message.empty()) std::memcpy(f.data() + 4, message.data(), message.size());
+      return f;
+    };
+    if (impl_->strand().running_in_this_thread()) return impl_->enqueue(to, make_frame());
+    // Counted (and bounded) before the copy is made.
+    if (std::error_code ec = impl_->begin_post(bytes)) return ec;
+    // If the copy or the post throws (std::bad_alloc), the frame never reaches
+    // the strand: take it out of the in-transit count, or a graceful shutdown
+    // would wait for it.
     struct undo_post {
       detail::tcp::impl* p;
+      std::size_t bytes;
       ~undo_post() {
-        if (p) p->cancel_post();
+        if (p) p->cancel_post(bytes);
       }
-    } guard{impl_.get()};
+    } guard{impl_.get(), bytes};
+    detail::tcp::frame f = make_frame();
     asio::post(impl_->strand(),
                [p = impl_, to, f = std::move(f)]() mutable { p->finish_post(to, std::move(f)); });
     guard.p = nullptr;

@@ -21,9 +21,11 @@
 // socket can take it, and otherwise queues a copy in a bounded queue
 // (send_queue_datagrams; beyond it errc::queue_full); from another thread it
 // copies the datagram and posts it to the strand, where an overflow is only
-// counted. set_receive_handler() and close() must be called on the strand or
-// while no thread runs the executor. close() drops queued datagrams (counted).
-// A receive handler may call send() and close(), but must not replace itself.
+// counted; at most send_queue_datagrams such copies are in transit to the
+// strand at once (beyond it errc::queue_full), so a thread sending faster
+// than the strand runs cannot grow memory without limit. set_receive_handler() and close() must be called on
+// the strand or while no thread runs the executor. close() drops queued datagrams (counted). A receive
+// handler may call send() and close(), but must not replace itself.
 //
 //   asio::io_context io;
 //   auto a = dhtkit::udp_transport::open(io.get_executor(), {});
@@ -152,6 +154,17 @@ class impl : public std::enable_shared_from_this<impl> {
   const endpoint& local() const noexcept { return local_; }
   const strand_type& strand() const noexcept { return strand_; }
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+
+  // Off the strand: reserve a place for one posted copy; end_post() gives it back.
+  bool begin_post() {
+    if (posted_.fetch_add(1) >= cfg_.send_queue_datagrams) {
+      end_post();
+      counters::bump(stats_.dropped_queue_full);
+      return false;
+    }
+    return true;
+  }
+  void end_post() noexcept { posted_.fetch_sub(1); }
   counters& stats() noexcept { return stats_; }
   void set_handler(basic_receive_handler<endpoint> h) { handler_ = std::move(h); }
 
@@ -243,7 +256,8 @@ class impl : public std::enable_shared_from_this<impl> {
   basic_receive_handler<endpoint> handler_;
   std::deque<pending> queue_;
   bool flushing_ = false;
-  std::atomic<bool> closed_{false};  // read by send() on any thread
+  std::atomic<bool> closed_{false};     // read by send() on any thread
+  std::atomic<std::size_t> posted_{0};  // copies posted by send() off the strand, not yet taken
   counters stats_;
 };
 
@@ -306,10 +320,20 @@ class udp_transport {
       return errc::unknown_peer;
     }
     if (impl_->strand().running_in_this_thread()) return impl_->send_now(dest, message);
+    if (!impl_->begin_post()) return errc::queue_full;
+    // If the copy or the post throws (std::bad_alloc), give the place back.
+    struct undo_post {
+      detail::udp::impl* p;
+      ~undo_post() {
+        if (p) p->end_post();
+      }
+    } guard{impl_.get()};
     asio::post(impl_->strand(),
                [p = impl_, d = detail::udp::pending{dest, {message.begin(), message.end()}}]() mutable {
+                 p->end_post();
                  (void)p->enqueue(std::move(d));
                });
+    guard.p = nullptr;
     return {};
   }
 
