@@ -33,6 +33,6 @@ inline std::vector<std::uint64_t> seeds(std::uint64_t default_count, std::uint64
 
 }  // namespace dhtkit::test
 
-#define DHTKIT_SEED_SCOPE(seed)                                                                    \
+#define DHTKIT_SEED_SCOPE(seed)                                                       \
   INFO("seed " << (seed) << " (replay: DHTKIT_SEED=" << (seed) << " <test binary> \"" \
                << Catch::getResultCapture().getCurrentTestName() << "\")")
