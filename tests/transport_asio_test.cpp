@@ -1009,3 +1009,34 @@ TEST_CASE("tcp backs off from a peer that accepts and closes at once", "[transpo
   CHECK(a.stats().connections_opened <= 4);
   CHECK(accepted <= 4);
 }
+
+// A handler that installs its successor from inside itself keeps its own
+// captures alive until it returns; the successor gets the next message.
+template <class Transport>
+void check_handler_replaces_itself() {
+  asio::io_context io;
+  auto a = Transport::open(io.get_executor(), {}).value();
+  auto b = Transport::open(io.get_executor(), {}).value();
+  auto log = std::make_shared<std::vector<int>>();
+  int successor = 0;
+  b.set_receive_handler([&b, &successor, log](const dhtkit::endpoint&, std::span<const std::byte>) {
+    log->push_back(1);
+    b.set_receive_handler([&successor](const dhtkit::endpoint&, std::span<const std::byte>) { ++successor; });
+    log->push_back(2);  // still running, captures intact
+  });
+  const std::byte m[] = {std::byte{7}};
+  REQUIRE_FALSE(a.send(b.local_endpoint(), m));
+  REQUIRE(run_until(
+      io, [&] { return log->size() == 2; }, std::chrono::seconds(5)));
+  REQUIRE_FALSE(a.send(b.local_endpoint(), m));
+  REQUIRE(run_until(
+      io, [&] { return successor == 1; }, std::chrono::seconds(5)));
+  CHECK(*log == std::vector<int>{1, 2});
+}
+
+TEST_CASE("tcp: a receive handler may replace itself", "[tcp]") {
+  check_handler_replaces_itself<dhtkit::tcp_transport>();
+}
+TEST_CASE("udp: a receive handler may replace itself", "[udp]") {
+  check_handler_replaces_itself<dhtkit::udp_transport>();
+}

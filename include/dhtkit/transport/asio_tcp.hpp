@@ -36,7 +36,7 @@
 // send_queue_bytes of them in total, send() fails with errc::queue_full.
 // set_receive_handler(), shutdown() and close() must be called on the strand
 // or while no thread runs the executor (e.g. between io_context::run calls).
-// A receive handler may call send() and close(), but must not replace itself.
+// A receive handler may call send() and close(), and may replace itself.
 //
 // Shutdown: close() is immediate and drops whatever is still queued (counted
 // as dropped_on_close). shutdown(bound, done) is graceful: send() returns
@@ -99,6 +99,7 @@
 #include "dhtkit/core/result.hpp"
 #include "dhtkit/core/time.hpp"
 #include "dhtkit/transport/detail/asio_endpoint.hpp"
+#include "dhtkit/transport/detail/callback_slot.hpp"
 #include "dhtkit/transport/transport.hpp"
 
 namespace dhtkit {
@@ -336,7 +337,7 @@ class impl : public std::enable_shared_from_this<impl> {
   bool closing() const noexcept { return closing_.load(std::memory_order_acquire); }
   counters& stats() noexcept { return stats_; }
 
-  void set_handler(basic_receive_handler<endpoint> h) { handler_ = std::move(h); }
+  void set_handler(basic_receive_handler<endpoint> h) { handler_.set(std::move(h)); }
 
   // send() from another thread: count the frame as in transit *before*
   // checking for shutdown, so shutdown() (which sets closing_ first and then
@@ -768,7 +769,7 @@ class impl : public std::enable_shared_from_this<impl> {
         continue;
       }
       counters::bump(stats_.frames_received);
-      if (handler_) handler_(*c.from, body);
+      handler_.call(*c.from, body);
       if (closed_ || !c.open) return false;
     }
     if (c.begin == c.end) {
@@ -836,7 +837,7 @@ class impl : public std::enable_shared_from_this<impl> {
   asio::steady_timer accept_retry_;
   endpoint local_;
   std::array<std::byte, 4 + hello_size> hello_{};
-  basic_receive_handler<endpoint> handler_;
+  dhtkit::detail::callback_slot<void(const endpoint&, std::span<const std::byte>)> handler_;
   std::unordered_map<endpoint, peer_ptr> peers_;
   std::unordered_set<conn_ptr> inbound_;
   std::function<void(std::error_code)> shutdown_done_;

@@ -25,7 +25,7 @@
 // strand at once (beyond it errc::queue_full), so a thread sending faster
 // than the strand runs cannot grow memory without limit. set_receive_handler() and close() must be called on
 // the strand or while no thread runs the executor. close() drops queued datagrams (counted). A receive
-// handler may call send() and close(), but must not replace itself.
+// handler may call send() and close(), and may replace itself.
 //
 //   asio::io_context io;
 //   auto a = dhtkit::udp_transport::open(io.get_executor(), {});
@@ -61,6 +61,7 @@
 #include "dhtkit/core/error.hpp"
 #include "dhtkit/core/result.hpp"
 #include "dhtkit/transport/detail/asio_endpoint.hpp"
+#include "dhtkit/transport/detail/callback_slot.hpp"
 #include "dhtkit/transport/transport.hpp"
 
 namespace dhtkit {
@@ -166,7 +167,7 @@ class impl : public std::enable_shared_from_this<impl> {
   }
   void end_post() noexcept { posted_.fetch_sub(1); }
   counters& stats() noexcept { return stats_; }
-  void set_handler(basic_receive_handler<endpoint> h) { handler_ = std::move(h); }
+  void set_handler(basic_receive_handler<endpoint> h) { handler_.set(std::move(h)); }
 
   // On the strand.
   std::error_code send_now(const asio::ip::udp::endpoint& to, std::span<const std::byte> msg) {
@@ -244,7 +245,7 @@ class impl : public std::enable_shared_from_this<impl> {
       return;
     }
     counters::bump(stats_.datagrams_received);
-    if (handler_) handler_(from_asio(sender_), std::span<const std::byte>(buf_.data(), n));
+    handler_.call(from_asio(sender_), std::span<const std::byte>(buf_.data(), n));
   }
 
   udp_transport_config cfg_;
@@ -253,7 +254,7 @@ class impl : public std::enable_shared_from_this<impl> {
   endpoint local_;
   std::vector<std::byte> buf_;
   asio::ip::udp::endpoint sender_;
-  basic_receive_handler<endpoint> handler_;
+  dhtkit::detail::callback_slot<void(const endpoint&, std::span<const std::byte>)> handler_;
   std::deque<pending> queue_;
   bool flushing_ = false;
   std::atomic<bool> closed_{false};     // read by send() on any thread
