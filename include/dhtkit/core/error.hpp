@@ -42,6 +42,10 @@ enum class errc {
 
   // Protocols
   quorum_not_reached,  // too few replicas answered before the deadline
+  not_joined,          // the node has not joined (or has left) the group or ring
+  lookup_failed,       // no live route to the key's owner within the hop and retry limits
+  too_many_siblings,   // a write would keep more concurrent versions than the configured limit
+  not_a_member,        // a message from, or an operation on, a node outside the membership
 };
 
 namespace detail {
@@ -88,6 +92,14 @@ class error_category_impl final : public std::error_category {
         return "invalid address";
       case errc::quorum_not_reached:
         return "quorum not reached";
+      case errc::not_joined:
+        return "node has not joined";
+      case errc::lookup_failed:
+        return "lookup failed: no live route to the owner";
+      case errc::too_many_siblings:
+        return "too many concurrent versions (siblings)";
+      case errc::not_a_member:
+        return "not a member";
     }
     return "unknown dhtkit error " + std::to_string(value);
   }

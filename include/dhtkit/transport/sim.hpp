@@ -70,6 +70,13 @@ struct endpoint {
   friend constexpr auto operator<=>(const endpoint&, const endpoint&) = default;
 
   std::string to_string() const { return "sim:" + std::to_string(id); }
+
+  // Protocols carry addresses inside messages (a Chord successor list, a SWIM
+  // member's address), so a simulated address must encode like a real one.
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(id);
+  }
 };
 
 // The faults of one directed link. The one-way delay of a message is
