@@ -30,8 +30,9 @@
 //   const dhtkit::endpoint seeds[] = {dhtkit::endpoint::loopback_v4(7947)};
 //   std::error_code ec = node.join(seeds, now);   // sends a push-pull to the seed
 //   auto out = node.take_outbox();
-//   for (const auto& m : out.messages) { /* transport.send(m.to, m.bytes) */ }
-//   for (const auto& e : out.events) { /* e.kind == event_kind::joined, ... */ }
+//   std::size_t bytes = 0;
+//   for (const auto& m : out.messages) bytes += m.bytes.size();  // transport.send(m.to, m.bytes)
+//   for (const auto& e : out.events) std::printf("%s\n", to_string(e.kind).data());
 //   now = node.next_tick();
 //   node.tick(now);                               // and node.receive(from, bytes, now) per datagram
 #pragma once
@@ -808,11 +809,18 @@ class basic_swim {
     enqueue(u);
   }
 
+  // An accusation of ourselves older than our incarnation means our
+  // refutation has not reached everyone: send it again (without raising).
+  void rebroadcast_self() {
+    if (!leaving_ && !queue_.contains(self_id())) enqueue(make_update(self(), self_id()));
+  }
+
   void on_suspect(const update& u, time_point now) {
     record* m = find_record(u.id);
     if (m == nullptr) return;  // nothing to suspect: we never saw it alive
     if (u.incarnation < m->incarnation) {
       ++stats_.stale_updates;
+      if (m->id == self_id()) rebroadcast_self();
       return;
     }
     if (!plausible(*m, u)) return;
@@ -837,6 +845,7 @@ class basic_swim {
     if (m == nullptr) return;
     if (u.incarnation < m->incarnation) {
       ++stats_.stale_updates;
+      if (m->id == self_id()) rebroadcast_self();
       return;
     }
     if (!plausible(*m, u)) return;
