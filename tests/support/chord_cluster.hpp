@@ -205,6 +205,9 @@ class chord_cluster {
   bool converged() const { return convergence_error().empty(); }
 
   std::string convergence_error() const {
+    for (std::size_t i = 0; i < members_.size(); ++i)
+      if (live(i) && members_[i].router->state() == chord::router_state::joining)
+        return name(i) + " is still joining";
     const auto r = ring();
     const std::size_t n = r.size();
     for (std::size_t k = 0; k < n; ++k) {
@@ -224,6 +227,17 @@ class chord_cluster {
       }
     }
     return {};
+  }
+
+  // The weaker, loss-tolerant check: every live member's first live
+  // successor is the true successor.
+  bool successors_correct() const {
+    const auto r = ring();
+    for (std::size_t k = 0; k < r.size() && r.size() > 1; ++k) {
+      auto s = first_live_successor(r[k].second);
+      if (!s || *s != r[(k + 1) % r.size()].second) return false;
+    }
+    return true;
   }
 
   // Messages all routers sent so far.

@@ -135,6 +135,12 @@ struct router_config {
   // Per-request (per-hop) timeout: a peer that has not answered by then is
   // treated as dead by this node until it is heard from again.
   duration request_timeout = millis(500);
+  // Consecutive unanswered requests after which a peer is taken for dead
+  // (dropped from the successor list, fingers and predecessor). 2 rather
+  // than 1 so that one lost message does not cut a live link; stabilize
+  // retries its successor at once after a miss, so a dead successor still
+  // goes in 2 request timeouts. (A lookup skips an unanswering hop at once.)
+  std::size_t failure_threshold = 2;
   // Routing steps per lookup (each strictly closer to the key); 64 is far
   // above the ~log2 N a converged ring needs.
   std::size_t max_hops = 64;
@@ -152,8 +158,11 @@ struct router_config {
   std::size_t max_lookup_candidates = 32;
   // Ask the claimed owner for its state before reporting it (see header).
   bool verify_owner = true;
-  // Peers remembered as dead (oldest forgotten first).
+  // Peers remembered as dead (oldest forgotten first), and for how long: a
+  // peer wrongly taken for dead (lost messages) that never talks to this node
+  // again is usable again after dead_peer_ttl.
   std::size_t max_dead_peers = 1024;
+  duration dead_peer_ttl = seconds(30);
   // Messages kept in the outbox when the driver does not drain it; beyond,
   // new ones are dropped and counted.
   std::size_t max_outbox_messages = 16384;
@@ -341,6 +350,11 @@ class basic_router {
 
   void tick(time_point now) {
     expire_requests(now);
+    while (!dead_order_.empty() && dead_since_.front() + config_.dead_peer_ttl <= now) {
+      dead_.erase(dead_order_.front());
+      dead_order_.pop_front();
+      dead_since_.pop_front();
+    }
     if (state_ != router_state::joined) return;
     if (now >= next_stabilize_) {
       next_stabilize_ = now + jittered(config_.stabilize_period);
@@ -431,6 +445,11 @@ class basic_router {
     std::vector<peer_type> candidates;  // sorted by distance to key, closest first
     std::vector<node_id> tried;
     std::vector<peer_type> owners;  // verify phase: the successor list that names the owner
+    // The successor list of the closest node so far whose list spans the
+    // key: if the key's predecessor is dead, its first live entry at or after
+    // the key is the owner (what that node itself will say once it stabilizes).
+    std::optional<peer_type> span_owner;
+    std::vector<peer_type> span;
     std::size_t owner_index = 0;
     bool verifying = false;
     std::uint32_t hops = 0;
@@ -454,6 +473,7 @@ class basic_router {
     if (c.request_timeout <= duration::zero()) fail("request_timeout must be > 0");
     if (c.fingers_per_fix < 1 || c.fingers_per_fix > identifier_bits)
       fail("fingers_per_fix must be in [1, 64]");
+    if (c.failure_threshold < 1 || c.failure_threshold > 100) fail("failure_threshold must be in [1, 100]");
     if (c.max_hops < 1 || c.max_hops > 1024) fail("max_hops must be in [1, 1024]");
     if (c.max_timeouts_per_lookup > 1024) fail("max_timeouts_per_lookup must be <= 1024");
     if (c.max_pending_lookups < 1) fail("max_pending_lookups must be >= 1");
@@ -462,6 +482,7 @@ class basic_router {
     if (c.max_lookup_candidates < c.lookup_candidates || c.max_lookup_candidates > 1024)
       fail("max_lookup_candidates must be in [lookup_candidates, 1024]");
     if (c.max_dead_peers < 1) fail("max_dead_peers must be >= 1");
+    if (c.dead_peer_ttl <= duration::zero()) fail("dead_peer_ttl must be > 0");
     if (c.max_outbox_messages < 16) fail("max_outbox_messages must be >= 16");
     return c;
   }
@@ -526,9 +547,11 @@ class basic_router {
       if (dead_order_.size() >= config_.max_dead_peers) {
         dead_.erase(dead_order_.front());
         dead_order_.pop_front();
+        dead_since_.pop_front();
       }
       dead_.insert(id);
       dead_order_.push_back(id);
+      dead_since_.push_back(last_now_);
     }
     std::erase_if(succ_, [&](const peer_type& p) { return p.id == id; });
     for (auto& f : fingers_)
@@ -538,7 +561,25 @@ class basic_router {
   }
 
   void forget_dead(node_id id) {
-    if (dead_.erase(id) != 0) std::erase(dead_order_, id);
+    misses_.erase(id);
+    if (dead_.erase(id) == 0) return;
+    for (std::size_t i = 0; i < dead_order_.size(); ++i) {
+      if (dead_order_[i] == id) {
+        dead_order_.erase(dead_order_.begin() + static_cast<std::ptrdiff_t>(i));
+        dead_since_.erase(dead_since_.begin() + static_cast<std::ptrdiff_t>(i));
+        break;
+      }
+    }
+  }
+
+  // One more unanswered request to `id`: dead at failure_threshold in a row.
+  void missed(node_id id) {
+    if (dead_.contains(id)) return;
+    if (misses_.size() >= config_.max_dead_peers) misses_.clear();
+    if (++misses_[id] >= config_.failure_threshold) {
+      misses_.erase(id);
+      suspect(id);
+    }
   }
 
   // The successor list ran empty: fall back to the nearest live finger, else
@@ -605,11 +646,15 @@ class basic_router {
     std::vector<peer_type> out;
     out.reserve(r_);
     out.push_back(head);
+    std::uint64_t last = detail::distance(self_.id.value, head.id.value);
     for (const auto& p : list) {
       if (out.size() >= r_) break;
-      if (p.id == self_.id) break;
+      // Stop where the list passes this node (named or not): beyond is behind us.
+      const std::uint64_t d = detail::distance(self_.id.value, p.id.value);
+      if (d == 0 || d <= last) break;
       if (dead_.contains(p.id)) continue;
       out.push_back(p);
+      last = d;
     }
     return out;
   }
@@ -807,6 +852,10 @@ class basic_router {
       start_verify(s, succ_, now);
       return;
     }
+    if (detail::in_half_open(s.key, self, succ_.back().id.value)) {
+      s.span_owner = self_;
+      s.span = succ_;
+    }
     s.candidates = closest_preceding(s.key, config_.max_lookup_candidates);
     route_next(s, now);
   }
@@ -830,6 +879,7 @@ class basic_router {
       const peer_type c = s.candidates.front();
       s.candidates.erase(s.candidates.begin());
       if (dead_.contains(c.id) || std::find(s.tried.begin(), s.tried.end(), c.id) != s.tried.end()) continue;
+      if (s.span_owner && !detail::in_open(c.id.value, s.span_owner->id.value, s.key)) break;
       s.tried.push_back(c.id);
       if (auto req = request(c.id, c.address, req_kind::route, s.id, now)) {
         send(c.address, detail::find_request{*req, s.key});
@@ -837,7 +887,21 @@ class basic_router {
       }
       break;
     }
-    complete(s, self_, errc::lookup_failed);
+    if (s.span_owner) {
+      // Every node left between the span's owner and the key is dead.
+      std::vector<peer_type> owners;
+      const std::uint64_t from = s.span_owner->id.value;
+      for (const auto& p : s.span)
+        if (detail::distance(from, p.id.value) >= detail::distance(from, s.key)) owners.push_back(p);
+      s.span_owner.reset();
+      if (!owners.empty()) {
+        start_verify(s, owners, now);
+        return;
+      }
+    }
+    // A join whose bootstrap never answered: say so.
+    const bool no_answer = s.why == purpose::join && s.hops == 0 && s.timeouts != 0;
+    complete(s, self_, no_answer ? std::error_code(errc::timed_out) : std::error_code(errc::lookup_failed));
   }
 
   void start_verify(lookup_state& s, const std::vector<peer_type>& owners, time_point now) {
@@ -893,9 +957,15 @@ class basic_router {
       start_verify(s, owners, now);
       return;
     }
-    if (m.nodes.size() > config_.lookup_candidates) {
+    if (m.nodes.size() > config_.lookup_candidates ||
+        !valid_list(from.id, m.successors, config_.max_successor_list_length)) {
       ++stats_.rejected;
     } else {
+      if (!m.successors.empty() && detail::in_half_open(s.key, from.id.value, m.successors.back().id.value) &&
+          (!s.span_owner || detail::in_open(from.id.value, s.span_owner->id.value, s.key))) {
+        s.span_owner = from;
+        s.span = m.successors;
+      }
       // Only nodes strictly closer to the key than the sender: progress, no loops.
       for (const auto& p : m.nodes) {
         if (p.id == self_.id || !detail::in_open(p.id.value, from.id.value, s.key)) continue;
@@ -990,7 +1060,7 @@ class basic_router {
 
   void on_timeout(const pending_request& req, time_point now) {
     ++stats_.timeouts;
-    if (req.check_target) suspect(req.target);
+    if (req.check_target) missed(req.target);
     switch (req.kind) {
       case req_kind::stabilize_successor:
         // Retry at once with the next successor (suspect() dropped this one).
@@ -1104,6 +1174,7 @@ class basic_router {
       reply.nodes = succ_;
     } else {
       reply.nodes = closest_preceding(m.key, config_.lookup_candidates);
+      if (detail::in_half_open(m.key, self_.id.value, succ_.back().id.value)) reply.successors = succ_;
     }
     send(from, reply);
   }
@@ -1143,7 +1214,9 @@ class basic_router {
   bool range_known_ = false;
   std::uint64_t range_start_ = 0;
   std::unordered_set<node_id> dead_;
+  std::unordered_map<node_id, std::size_t> misses_;
   std::deque<node_id> dead_order_;
+  std::deque<time_point> dead_since_;
   std::map<std::uint64_t, pending_request> requests_;
   std::unordered_map<lookup_id, lookup_state> lookups_;
   std::uint64_t next_request_ = 1;

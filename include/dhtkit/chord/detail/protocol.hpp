@@ -99,16 +99,19 @@ struct find_request {
 
 // done: `nodes` is the sender's successor list, the key is owned by nodes[0]
 // (or by the sender itself when it is alone and nodes == {sender}).
-// !done: `nodes` are the sender's closest predecessors of the key, closest first.
+// !done: `nodes` are the sender's closest predecessors of the key, closest
+// first; `successors` is the sender's successor list when the key lies
+// within it (else empty): the fallback if the key's predecessor is dead.
 template <class Address>
 struct find_reply {
   static constexpr std::uint16_t wire_type = 0x0104;
   std::uint64_t request = 0;
   bool done = false;
   std::vector<peer<Address>> nodes;
+  std::vector<peer<Address>> successors;
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(request, done, nodes);
+    ar(request, done, nodes, successors);
   }
 };
 
