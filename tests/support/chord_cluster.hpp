@@ -240,6 +240,53 @@ class chord_cluster {
     return true;
   }
 
+  // Test/benchmark oracle: gives every node that is not crashed the
+  // converged state of the ring they form (true predecessor, successor list
+  // and fingers), bypassing the protocol (chord::detail::router_access).
+  void install_oracle() {
+    std::vector<std::pair<std::uint64_t, std::size_t>> r;
+    for (std::size_t i = 0; i < members_.size(); ++i)
+      if (!members_[i].crashed) r.emplace_back(members_[i].router->id().value, i);
+    std::sort(r.begin(), r.end());
+    const std::size_t n = r.size();
+    auto peer_of = [&](std::size_t k) {
+      const sim_router& x = *members_[r[k % n].second].router;
+      return sim_peer{x.id(), x.address()};
+    };
+    for (std::size_t k = 0; k < n; ++k) {
+      sim_router& node = *members_[r[k].second].router;
+      std::optional<sim_peer> pred;
+      if (n > 1) pred = peer_of(k + n - 1);
+      std::vector<sim_peer> succ;
+      for (std::size_t j = 1; j < n && succ.size() < node.successor_list_length(); ++j)
+        succ.push_back(peer_of(k + j));
+      std::array<std::optional<sim_peer>, chord::identifier_bits> fingers{};
+      for (std::size_t i = 0; i < chord::identifier_bits; ++i) {
+        const std::uint64_t start = r[k].first + (std::uint64_t{1} << i);
+        auto it = std::lower_bound(r.begin(), r.end(), std::pair<std::uint64_t, std::size_t>{start, 0});
+        const std::size_t idx = it == r.end() ? 0 : static_cast<std::size_t>(it - r.begin());
+        if (idx != k) fingers[i] = peer_of(idx);
+      }
+      chord::detail::router_access::install(node, pred, succ, fingers, now());
+      drain(r[k].second);
+    }
+  }
+
+  // Members that are part of the ring proper: the only member, or the first
+  // live successor of some live member (a joined node its predecessor has
+  // not adopted yet is not, in Zave's sense, a member).
+  std::vector<std::pair<std::uint64_t, std::size_t>> adopted_ring() const {
+    const auto r = ring();
+    if (r.size() <= 1) return r;
+    std::vector<bool> adopted(members_.size(), false);
+    for (const auto& [id, i] : r)
+      if (auto s = first_live_successor(i)) adopted[*s] = true;
+    std::vector<std::pair<std::uint64_t, std::size_t>> out;
+    for (const auto& e : r)
+      if (adopted[e.second]) out.push_back(e);
+    return out;
+  }
+
   // Messages all routers sent so far.
   std::uint64_t messages_sent() const {
     std::uint64_t total = 0;

@@ -251,6 +251,10 @@ struct router_stats {
 
 enum class router_state : std::uint8_t { idle, joining, joined, left };
 
+namespace detail {
+struct router_access;
+}
+
 template <class Address>
 class basic_router {
  public:
@@ -414,6 +418,8 @@ class basic_router {
   std::size_t pending_requests() const noexcept { return requests_.size(); }
 
  private:
+  friend struct detail::router_access;
+
   using codec_type =
       wire::codec<detail::state_request, detail::state_reply<Address>, detail::rectify<Address>,
                   detail::find_request, detail::find_reply<Address>, detail::leave_notice<Address>>;
@@ -696,6 +702,7 @@ class basic_router {
 
   void finish_stabilize() {
     stabilizing_ = false;
+    walk_steps_ = 0;
     if (!succ_.empty()) send(succ_.front().address, detail::rectify<Address>{self_});
   }
 
@@ -718,10 +725,26 @@ class basic_router {
     finish_stabilize();
   }
 
-  void on_candidate_reply(const peer_type& p, const detail::state_reply<Address>& m) {
+  void on_candidate_reply(const peer_type& p, const detail::state_reply<Address>& m, time_point now) {
     const bool still_between =
         succ_.empty() || detail::in_open(p.id.value, self_.id.value, succ_.front().id.value);
-    if (still_between) succ_ = reconcile(p, m.successors);
+    if (still_between) {
+      succ_ = reconcile(p, m.successors);
+      // If p's own predecessor is between too, this node is an appendage far
+      // from its place (a join answered by a ring still forming): go on
+      // walking back now, each step adopted only once it answers, instead of
+      // one step per stabilization round (bounded by max_hops per round).
+      if (m.has_predecessor && m.predecessor.id != self_.id && m.predecessor.id != p.id &&
+          !dead_.contains(m.predecessor.id) &&
+          detail::in_open(m.predecessor.id.value, self_.id.value, p.id.value) &&
+          ++walk_steps_ < config_.max_hops) {
+        const peer_type q = m.predecessor;
+        if (auto req = request(q.id, q.address, req_kind::stabilize_candidate, 0, now)) {
+          send(q.address, detail::state_request{*req});
+          return;
+        }
+      }
+    }
     finish_stabilize();
   }
 
@@ -1139,7 +1162,7 @@ class basic_router {
         on_stabilize_reply(p, m, now);
         break;
       case req_kind::stabilize_candidate:
-        on_candidate_reply(p, m);
+        on_candidate_reply(p, m, now);
         break;
       case req_kind::check_predecessor:
         break;
@@ -1210,6 +1233,7 @@ class basic_router {
   std::size_t next_finger_ = 0;
   bool finger_lookup_pending_ = false;
   bool stabilizing_ = false;
+  std::size_t walk_steps_ = 0;
   bool pending_check_pred_ = false;
   bool range_known_ = false;
   std::uint64_t range_start_ = 0;
@@ -1230,4 +1254,30 @@ class basic_router {
   router_stats stats_;
 };
 
+namespace detail {
+
+// Tests and benchmarks only, never the protocol: installs a converged state
+// computed from outside (an oracle that knows the whole ring), so that the
+// largest simulated rings can be measured without first running the
+// protocol to convergence. Not part of the API.
+struct router_access {
+  template <class Address>
+  static void install(basic_router<Address>& r, const std::optional<peer<Address>>& predecessor,
+                      const std::vector<peer<Address>>& successors,
+                      const std::array<std::optional<peer<Address>>, identifier_bits>& fingers,
+                      time_point now) {
+    r.state_ = router_state::joined;
+    r.pred_ = predecessor;
+    r.succ_ = successors;
+    if (r.succ_.size() > r.r_) r.succ_.resize(r.r_);
+    r.fingers_ = fingers;
+    r.last_now_ = std::max(r.last_now_, now);
+    r.start_timers(now);
+    r.range_known_ = true;
+    r.range_start_ = predecessor ? predecessor->id.value : r.self_.id.value;
+    r.check_invariants();
+  }
+};
+
+}  // namespace detail
 }  // namespace dhtkit::chord
