@@ -172,7 +172,8 @@ class replication_cluster {
           result_.converge_rounds = round;
           break;
         }
-        net_.run_for(config_.replica.anti_entropy_interval);
+        // One round: one anti-entropy interval (at most a second, when it is switched off in effect).
+        net_.run_for(std::min(config_.replica.anti_entropy_interval, duration(seconds(1))));
       }
       if (!result_.converged)
         violation("3: replicas not identical after " + std::to_string(config_.max_converge_rounds) +
@@ -213,6 +214,27 @@ class replication_cluster {
   }
 
   const scenario_result& result() const { return result_; }
+
+  // Direct control, for benchmarks that script their own faults.
+  sim::endpoint endpoint(std::size_t i) const { return nodes_[i]->ep; }
+  const std::string& key_name(std::size_t k) const { return keys_[k].name; }
+  std::size_t key_count() const { return keys_.size(); }
+  // Crash node i now and tell the others at once (a perfect failure detector).
+  void crash_now(std::size_t i) {
+    net_.crash(nodes_[i]->ep);
+    down_at_.insert(i);
+    for (std::size_t j = 0; j < nodes_.size(); ++j)
+      if (j != i) nodes_[j]->core->mark_down(nodes_[i]->id);
+  }
+  // Restart node i (state kept) and mark it up everywhere at once.
+  void restart_now(std::size_t i) {
+    net_.restart(nodes_[i]->ep, true);
+    down_at_.erase(i);
+    arm(i);
+    for (std::size_t j = 0; j < nodes_.size(); ++j)
+      if (j != i) nodes_[j]->core->mark_up(nodes_[i]->id);
+  }
+  void drain_node(std::size_t i) { drain(i); }
 
  private:
   struct node_state {
