@@ -192,7 +192,7 @@ void path_lengths(const dhtkit::bench::reporter& out, bool quick) {
       out.emit("path_length/p99", params, f.p99, "hops");
       out.emit("path_length/correct", params, static_cast<double>(f.correct) / static_cast<double>(f.issued),
                "fraction");
-      out.emit("path_length/messages_per_lookup", params, f.messages_per_lookup, "messages");
+      if (!protocol) out.emit("path_length/messages_per_lookup", params, f.messages_per_lookup, "messages");
       if (protocol) out.emit("build/rounds_to_converge", params, static_cast<double>(rounds), "rounds");
       std::fprintf(stderr, "%7zu %-9s %8.3f %5.0f %5.0f %10.2f %9.2f %8.5f\n", n,
                    protocol ? "protocol" : "oracle", f.mean_hops, f.p1, f.p99, paper, f.messages_per_lookup,
@@ -228,10 +228,9 @@ void failures(const dhtkit::bench::reporter& out, bool quick) {
     for (auto o : owners_before) owner_died += c.live(o) ? 0 : 1;
     const auto before =
         measure_lookups(c, rng, lookups, lookups, dhtkit::seconds(8));  // all at once, within 8 s
-    // Heal: stabilize every 1 s from here on is not possible to change at run
-    // time, so let 30 s periods run until the first successors are right.
+    // Heal: run 30 s stabilization periods until every list is exact again.
     std::size_t rounds = 0;
-    while (!c.successors_correct() && rounds < 60) {
+    while (!c.converged() && rounds < 80) {
       c.run_rounds(1);
       ++rounds;
     }
