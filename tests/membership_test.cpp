@@ -85,6 +85,7 @@ TEST_CASE("membership: swim header example", "[membership]") {
   node.tick(now);  // and node.receive(from, bytes, now) per datagram
   CHECK(!ec);
   REQUIRE(out.messages.size() == 1);
+  CHECK(bytes == out.messages[0].bytes.size());
   CHECK(out.messages[0].to == seeds[0]);
   CHECK(out.messages[0].bytes.size() <= 1400);
 }
@@ -411,7 +412,7 @@ TEST_CASE("membership: a partition declares the other side dead and a heal merge
     c.net.heal_all();
     // Reconnect (a push-pull to a dead member every 30 s) finds the other
     // side; their "dead" becomes a suspicion that the members refute.
-    const bool merged = c.net.run_until(c.net.now() + seconds(240), [&] { return c.converged(); });
+    const bool merged = c.run_until_converged(seconds(240));
     CHECK(merged);
     REQUIRE(c.run_checked(seconds(30)));
     CHECK(c.converged());

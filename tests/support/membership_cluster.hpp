@@ -72,7 +72,18 @@ class membership_cluster {
       if (spacing > duration::zero()) net.run_for(spacing);
       join(i, 0);
     }
-    return net.run_until(net.now() + deadline, [&] { return converged(); });
+    return run_until_converged(deadline);
+  }
+
+  // Runs until converged() (checked once per probe interval: it is O(N^2)),
+  // at most `deadline`.
+  bool run_until_converged(duration deadline) {
+    const time_point end = net.now() + deadline;
+    while (!converged()) {
+      if (net.now() >= end) return false;
+      net.run_until(std::min(end, net.now() + config_.probe_interval));
+    }
+    return true;
   }
 
   // Every up member sees exactly the up members as alive.
