@@ -166,7 +166,7 @@ class hint_store {
     if (config_.max_hints == 0)
       throw std::invalid_argument("dhtkit::hint_store_config: max_hints must be >= 1");
   }
-  // limit_exceeded when full (an existing hint is refreshed, never duplicated).
+  // limit_exceeded when full. A hint already held keeps its original age (never duplicated).
   std::error_code add(std::string_view key, node_id owner, time_point now) {
     auto k = std::make_pair(std::string(key), owner);
     if (auto it = hints_.find(k); it != hints_.end()) return {};
