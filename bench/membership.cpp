@@ -115,15 +115,17 @@ void detection(std::size_t n, std::size_t trials, const dhtkit::bench::reporter&
       dead_seen = 0;
       time_point first_ping{};
       const sim::endpoint victim = c.nodes[who].transport->local_endpoint();
-      c.net.set_trace_sink([&](const sim::trace_event& e) {
-        if (first_ping == time_point{} && e.kind == sim::trace_kind::send && e.to == victim)
-          first_ping = e.at;
-      });
+      // The first direct ping (type tag 0x0200) any member sends it.
+      c.on_send = [&](std::size_t, const sim::endpoint& to, std::span<const std::byte> bytes) {
+        if (first_ping != time_point{} || to != victim) return;
+        const auto env = wire::decode_envelope(bytes);
+        if (env && env->type == membership::detail::ping<sim::endpoint>::wire_type) first_ping = c.net.now();
+      };
       c.crash(who);
       --up;
       const time_point t1 = c.net.now();
       const bool found = c.net.run_until(t1 + seconds(600), [&] { return dead_seen >= up; });
-      c.net.set_trace_sink({});
+      c.on_send = nullptr;
       if (!found) {
         std::fprintf(stderr, "n=%zu: crash not detected by all within 600 s\n", n);
         continue;

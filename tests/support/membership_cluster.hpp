@@ -150,8 +150,8 @@ class membership_cluster {
   std::vector<node> nodes;
   // Called with (observer index, event) for every event any member reports.
   std::function<void(std::size_t, const sim_event&)> on_event;
-  // Called with (sender index, message bytes) for every message sent.
-  std::function<void(std::size_t, std::size_t)> on_send;
+  // Called with (sender index, destination, message) for every message sent.
+  std::function<void(std::size_t, const sim::endpoint&, std::span<const std::byte>)> on_send;
 
  private:
   void install(std::size_t i) {
@@ -178,7 +178,7 @@ class membership_cluster {
     node& nd = nodes[i];
     auto& out = nd.core->outbox();
     for (auto& m : out.messages) {
-      if (on_send) on_send(i, m.bytes.size());
+      if (on_send) on_send(i, m.to, m.bytes);
       (void)nd.transport->send(m.to, m.bytes);
     }
     if (on_event)
