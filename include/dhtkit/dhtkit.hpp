@@ -7,6 +7,8 @@
 //   #include <dhtkit/ring/ring.hpp>         // just the consistent-hash ring
 #pragma once
 
+#include "dhtkit/chord/router.hpp"
+#include "dhtkit/clock/dotted_version_vector.hpp"
 #include "dhtkit/clock/lamport_clock.hpp"
 #include "dhtkit/clock/vector_clock.hpp"
 #include "dhtkit/core/endpoint.hpp"
@@ -15,6 +17,13 @@
 #include "dhtkit/core/node_id.hpp"
 #include "dhtkit/core/result.hpp"
 #include "dhtkit/core/time.hpp"
+#include "dhtkit/membership/config.hpp"
+#include "dhtkit/membership/phi_accrual.hpp"
+#include "dhtkit/membership/swim.hpp"
+#include "dhtkit/replication/coordinator.hpp"
+#include "dhtkit/replication/merkle.hpp"
+#include "dhtkit/replication/storage.hpp"
+#include "dhtkit/replication/versioned_value.hpp"
 #include "dhtkit/ring/ring.hpp"
 #include "dhtkit/transport/asio_tcp.hpp"
 #include "dhtkit/transport/asio_udp.hpp"
