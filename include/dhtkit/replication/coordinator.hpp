@@ -122,6 +122,10 @@ struct replica_config {
   duration tombstone_grace = seconds(120);       // after all replicas hold a tombstone, keep it this long
   duration marker_ttl = seconds(120);            // then keep the bare causal context this long
   wire_limits limits{};                          // message size and count bounds
+  // Messages waiting in the outbox for the driver; beyond it new ones are
+  // dropped and counted (outbox_dropped), as if lost: every exchange is
+  // retried or repeated. A driver that drains after each call never gets near it.
+  std::size_t max_outbox_messages = 16384;
 };
 
 namespace detail::repl {
@@ -133,11 +137,13 @@ inline void validate(const replica_config& c) {
   if (c.n < 1 || c.n > c.max_n) fail("n must be in [1, max_n]");
   if (c.r < 1 || c.r > c.n) fail("r must be in [1, n]");
   if (c.w < 1 || c.w > c.n) fail("w must be in [1, n]");
-  if (c.request_timeout <= duration::zero()) fail("request_timeout must be positive");
+  if (c.request_timeout <= duration::zero() || c.request_timeout > seconds(86400))
+    fail("request_timeout must be positive and at most a day");
   if (c.replica_timeout <= duration::zero()) fail("replica_timeout must be positive");
   if (c.suspect_period < duration::zero()) fail("suspect_period must not be negative");
   if (c.max_fallbacks > 64) fail("max_fallbacks must be at most 64");
   if (c.max_pending == 0) fail("max_pending must be at least 1");
+  if (c.max_outbox_messages == 0) fail("max_outbox_messages must be at least 1");
   if (c.max_key_size == 0) fail("max_key_size must be at least 1");
   if (c.handoff_interval <= duration::zero() || c.anti_entropy_interval <= duration::zero())
     fail("handoff_interval and anti_entropy_interval must be positive");
@@ -188,7 +194,11 @@ class hint_store {
   std::map<std::pair<std::string, node_id>, time_point> hints_;
 };
 
-// Per-request overrides of the configured N, R, W and timeout.
+// Per-request overrides of the configured N, R, W and timeout. A request with
+// n outside [1, max_n], r or w outside [1, n], or a timeout outside
+// (0, 10 * request_timeout] fails at once with errc::invalid_argument (the
+// bound on the timeout is the one a true replica applies to a forwarded put,
+// and it keeps deadlines far from time_point overflow).
 struct request_options {
   std::optional<std::uint32_t> n, r, w;
   std::optional<duration> timeout;
@@ -250,6 +260,7 @@ struct replica_stats {
   std::uint64_t tombstones_collected = 0, markers_removed = 0;
   std::uint64_t rejected = 0;  // messages that failed decoding or validation
   std::uint64_t encode_failures = 0;
+  std::uint64_t outbox_dropped = 0;  // messages beyond max_outbox_messages
 };
 
 template <storage Storage = memory_storage>
@@ -308,7 +319,9 @@ class replica {
   request_id get(std::string_view key, time_point now, request_options options = {}) {
     const request_id id = next_id_++;
     std::uint32_t n = options.n.value_or(config_.n), r = options.r.value_or(config_.r);
-    if (key.empty() || key.size() > config_.max_key_size || n < 1 || n > config_.max_n || r < 1 || r > n) {
+    const duration timeout = options.timeout.value_or(config_.request_timeout);
+    if (key.empty() || key.size() > config_.max_key_size || n < 1 || n > config_.max_n || r < 1 || r > n ||
+        !valid_timeout(timeout)) {
       fail_get(id, key, errc::invalid_argument, 0, r);
       return id;
     }
@@ -320,7 +333,7 @@ class replica {
     op.key = std::string(key);
     op.r = r;
     op.n = n;
-    op.deadline = now + options.timeout.value_or(config_.request_timeout);
+    op.deadline = now + timeout;
     op.candidates = ring_walk(key, n);
     op.true_replicas = replicas_of(key, n);
     auto [it, inserted] = gets_.emplace(id, std::move(op));
@@ -404,13 +417,14 @@ class replica {
     std::string key;
     std::uint32_t w = 0;
     time_point deadline{};
+    node_id to{};  // the true replica coordinating it: only its reply counts
   };
   struct ae_session {
     std::uint64_t id = 0;
     node_id peer{};
     std::uint32_t range = 0;
     std::uint32_t level = 0;
-    std::vector<std::uint32_t> sent;  // indices sent at `level`
+    std::vector<std::uint32_t> sent;  // indices sent at `level`, increasing
     std::vector<std::uint32_t> buckets;
     time_point started{};
   };
@@ -423,8 +437,16 @@ class replica {
 
   // ---- helpers ----
 
+  bool valid_timeout(duration t) const noexcept {
+    return t > duration::zero() && t <= 10 * config_.request_timeout;
+  }
+
   template <class Msg>
   void send(node_id to, const Msg& m) {
+    if (out_.messages.size() >= config_.max_outbox_messages) {
+      ++stats_.outbox_dropped;
+      return;
+    }
     auto bytes = codec_.encode(m, self_);
     if (!bytes) {
       ++stats_.encode_failures;
@@ -503,8 +525,9 @@ class replica {
                        time_point now, const request_options& options, time_point expires_at) {
     const request_id id = next_id_++;
     const std::uint32_t n = options.n.value_or(config_.n), w = options.w.value_or(config_.w);
+    const duration timeout = options.timeout.value_or(config_.request_timeout);
     if (key.empty() || key.size() > config_.max_key_size || value.size() > config_.max_value_size || n < 1 ||
-        n > config_.max_n || w < 1 || w > n) {
+        n > config_.max_n || w < 1 || w > n || !valid_timeout(timeout)) {
       complete_put(id, key, errc::invalid_argument, 0, w);
       return id;
     }
@@ -512,7 +535,6 @@ class replica {
       complete_put(id, key, errc::limit_exceeded, 0, w);
       return id;
     }
-    const duration timeout = options.timeout.value_or(config_.request_timeout);
     const auto owners = replicas_of(key, n);
     if (std::find(owners.begin(), owners.end(), self_) == owners.end()) {
       // Only a true replica numbers a key's writes: pass it on.
@@ -540,7 +562,7 @@ class replica {
       send(*owner, f);
       ++stats_.forwarded;
       // A little longer than the owner's own deadline, so its answer can arrive.
-      forwards_.emplace(id, forward_op{std::string(key), w, now + timeout + config_.replica_timeout});
+      forwards_.emplace(id, forward_op{std::string(key), w, now + timeout + config_.replica_timeout, *owner});
       return id;
     }
     coordinate(id, key, std::move(value), tombstone, context, expires_at, n, w, now + timeout, now,
@@ -848,8 +870,7 @@ class replica {
       send(from, detail::repl::forward_reply{m.request, static_cast<std::uint16_t>(ec.value()), 0, m.w});
     };
     if (!valid_key(m.key) || m.value.size() > config_.max_value_size || m.n < 1 || m.n > config_.max_n ||
-        m.w < 1 || m.w > m.n || timeout <= duration::zero() || timeout > 10 * config_.request_timeout ||
-        (m.tombstone && !m.value.empty()))
+        m.w < 1 || m.w > m.n || !valid_timeout(timeout) || (m.tombstone && !m.value.empty()))
       return refuse(errc::invalid_argument);
     if (!is_true_replica(m.key, self_, m.n)) return refuse(errc::not_a_member);
     if (pending() >= config_.max_pending) return refuse(errc::limit_exceeded);
@@ -867,9 +888,11 @@ class replica {
                now + timeout, now, std::make_pair(from, m.request));
   }
 
-  void handle(node_id, const detail::repl::forward_reply& m, time_point) {
+  void handle(node_id from, const detail::repl::forward_reply& m, time_point) {
     auto it = forwards_.find(m.request);
     if (it == forwards_.end()) return;
+    // Request ids are sequential: another member must not be able to complete it.
+    if (it->second.to != from) return (void)++stats_.rejected;
     std::error_code ec;
     if (m.status != 0) ec = std::error_code(m.status, error_category());
     complete_put(it->first, it->second.key, ec, m.acks, it->second.w);
@@ -1004,8 +1027,13 @@ class replica {
         session_->level != m.level)
       return;
     ae_session& s = *session_;
-    for (std::uint32_t d : m.differing)
-      if (std::find(s.sent.begin(), s.sent.end(), d) == s.sent.end()) return (void)++stats_.rejected;
+    // A strictly increasing subset of what we sent (s.sent is increasing): so
+    // at most s.sent.size() entries, and no duplicate to make us repeat work.
+    for (std::size_t i = 0; i < m.differing.size(); ++i) {
+      if ((i > 0 && m.differing[i] <= m.differing[i - 1]) ||
+          !std::binary_search(s.sent.begin(), s.sent.end(), m.differing[i]))
+        return (void)++stats_.rejected;
+    }
     const merkle_tree t = build_tree(s.range, from);
     confirm_equal(s, m.differing, t, now);
     if (m.differing.empty()) {
