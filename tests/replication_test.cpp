@@ -395,6 +395,75 @@ TEST_CASE("the outbox is bounded when the driver does not drain it", "[replicati
   REQUIRE(c.at(0).stats().outbox_dropped == 84);
 }
 
+TEST_CASE("hinted handoff keeps the fallback's copy of a write that arrived after the offer",
+          "[replication]") {
+  hand_cluster c(hand_config());
+  const std::string key = "cart";
+  const auto walk = c.at(0).replicas_of(key, 5);
+  const std::size_t a = hand_cluster::index(walk[0]), b = hand_cluster::index(walk[1]),
+                    d = hand_cluster::index(walk[3]);
+  c.crash(b);
+  c.at(a).put(key, dhtkit::to_bytes("one"), {}, c.now);
+  c.pump();
+  REQUIRE(c.holds(d, key, "one"));
+  REQUIRE(c.hints[d].size() == 1);
+  // b returns, but only d hears of it; a still writes around b, through d.
+  c.down.erase(b);
+  c.at(d).mark_up(hand_cluster::id(b));
+  c.now += dhtkit::seconds(1);
+  c.at(d).tick(c.now);  // handoff: d offers "one" to b
+  auto offer = std::move(c.at(d).outbox().messages);
+  c.at(d).outbox().messages.clear();
+  for (auto& m : offer)
+    if (m.to == hand_cluster::id(b)) c.at(b).receive(hand_cluster::id(d), m.payload, c.now);
+  auto ack = std::move(c.at(b).outbox().messages);  // held back
+  c.at(b).outbox().messages.clear();
+  REQUIRE(ack.size() == 1);
+  const auto context = c.stores[a].get(key)->context();
+  c.at(a).put(key, dhtkit::to_bytes("two"), context, c.now);
+  c.pump();
+  REQUIRE(c.holds(d, key, "two"));
+  REQUIRE(!c.holds(b, key, "two"));
+  c.at(d).receive(hand_cluster::id(b), ack[0].payload, c.now);  // acknowledges "one" only
+  REQUIRE(c.holds(d, key, "two"));
+  REQUIRE(c.hints[d].size() == 1);
+  // The next offer carries "two"; then d lets go.
+  c.restart(b);
+  c.run_for(dhtkit::millis(500));
+  REQUIRE(c.holds(b, key, "two"));
+  REQUIRE(c.hints[d].size() == 0);
+  REQUIRE(!c.stores[d].get(key));
+}
+
+TEST_CASE("a write acknowledged with fallbacks survives hint expiry on its coordinator", "[replication]") {
+  // W = 3 met by the coordinator and two fallbacks; both owners stay down past
+  // hint_max_age, so the fallbacks drop their copies. The coordinator (always
+  // a true replica) still holds the write, and anti-entropy brings it to the
+  // owners when they return: between expiry and then it lives on one node.
+  auto config = hand_config();
+  config.w = 3;
+  hand_cluster c(config);
+  const std::string key = "cart";
+  const auto walk = c.at(0).replicas_of(key, 5);
+  std::vector<std::size_t> at;
+  for (const auto& n : walk) at.push_back(hand_cluster::index(n));
+  c.crash(at[1]);
+  c.crash(at[2]);
+  c.at(at[0]).put(key, dhtkit::to_bytes("one"), {}, c.now);
+  c.pump();
+  REQUIRE(c.at(at[0]).outbox().puts.at(0).acks == 3);
+  REQUIRE(!c.at(at[0]).outbox().puts.at(0).error);
+  REQUIRE((c.holds(at[3], key, "one") && c.holds(at[4], key, "one")));
+  c.run_for(config.hint_max_age + config.handoff_interval + dhtkit::millis(10));
+  REQUIRE(c.at(at[3]).stats().hints_expired + c.at(at[4]).stats().hints_expired == 2);
+  REQUIRE((!c.holds(at[3], key, "one") && !c.holds(at[4], key, "one")));
+  REQUIRE(c.holds(at[0], key, "one"));
+  c.restart(at[1]);
+  c.restart(at[2]);
+  c.run_for(dhtkit::seconds(20));
+  REQUIRE((c.holds(at[1], key, "one") && c.holds(at[2], key, "one")));
+}
+
 TEST_CASE("every corruption or truncation of every message is refused or harmless", "[replication]") {
   // Each message type, well formed, then every payload byte set to a few
   // values and every payload prefix, each with a valid envelope and checksum

@@ -32,14 +32,19 @@
 //    one. Clock size is thus at most the number of nodes that were ever among
 //    a key's N replicas (N with a stable ring); no pruning is done, because
 //    pruning can lose writes.
-//  - Sloppy quorum (default): the write goes to the first N healthy nodes of
-//    the ring walk; a fallback standing in for a down owner keeps a hint
-//    (key, owner) and hands the key back when the owner is healthy again, then
-//    drops its copy. A replica that does not answer within replica_timeout is
-//    suspected for suspect_period and the request moves on to the next
-//    fallback. Hints are bounded in count (hint_store_config) and age
-//    (hint_max_age; an expired hint and its copy are dropped). With
-//    strict_quorum only the true N count, so R + W > N gives read-your-writes.
+//  - Sloppy quorum (default): the write goes to the first N healthy nodes of the
+//    ring walk; a fallback standing in for a down owner keeps a hint (key, owner)
+//    and hands the key back when the owner is healthy again, then drops its copy
+//    (only once the owner has acknowledged a state that covers it: a hinted write
+//    that arrived after the offer waits for the next one). A replica that does
+//    not answer within replica_timeout is suspected for suspect_period and the
+//    request moves on to the next fallback. Hints are bounded in count
+//    (hint_store_config) and age (hint_max_age; an expired hint and its copy are
+//    dropped). The write is not lost then -- its coordinator is a true replica
+//    and keeps it, and anti-entropy brings it to the owner -- but until it does,
+//    the write may be on fewer than W nodes (stats().hints_expired counts such
+//    hints). With strict_quorum only the true N count, so R + W > N gives
+//    read-your-writes.
 //  - Read repair: after a get has heard from all it asked (or timed out), the
 //    merged version is pushed to the true replicas whose state it would change.
 //  - Anti-entropy: every anti_entropy_interval, one exchange with one peer for
@@ -820,11 +825,14 @@ class replica {
     if (m.request & handoff_flag) {
       auto it = handoffs_.find(m.request);
       if (it == handoffs_.end()) return;
-      auto [key, owner] = it->second;
+      handoff_offer offer = std::move(it->second);
       handoffs_.erase(it);
-      if (m.status != 0 || owner != from) return;
-      if (hints_.remove(key, owner)) ++stats_.hints_handed_off;
-      drop_if_orphan(key);
+      if (m.status != 0 || offer.owner != from) return;
+      // A hinted write that arrived after the offer was sent is not in what the
+      // owner acknowledged: keep the hint (and the copy) for the next offer.
+      if (auto local = store_.get(offer.key); local && offer.sent.would_change(*local)) return;
+      if (hints_.remove(offer.key, offer.owner)) ++stats_.hints_handed_off;
+      drop_if_orphan(offer.key);
       return;
     }
     auto it = puts_.find(m.request);
@@ -917,8 +925,8 @@ class replica {
         continue;
       }
       const std::uint64_t req = handoff_flag | next_handoff_id_++;
-      handoffs_.emplace(req, k);
       send(k.second, detail::repl::replicate{req, k.first, *entry, node_id{}});
+      handoffs_.emplace(req, handoff_offer{k.first, k.second, std::move(*entry)});
       ++offered;
     }
     for (const auto& k : expired) {
@@ -1201,7 +1209,12 @@ class replica {
   std::map<request_id, forward_op> forwards_;
   std::set<node_id> down_;
   std::map<node_id, time_point> suspect_;
-  std::map<std::uint64_t, std::pair<std::string, node_id>> handoffs_;
+  struct handoff_offer {
+    std::string key;
+    node_id owner{};
+    versioned_entry sent;  // what the owner will have acknowledged
+  };
+  std::map<std::uint64_t, handoff_offer> handoffs_;
   std::uint64_t next_handoff_id_ = 1;
   time_point next_handoff_{};
   time_point next_ae_{};
