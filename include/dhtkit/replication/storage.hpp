@@ -22,8 +22,8 @@
 //   v.value = dhtkit::to_bytes("hello");
 //   auto written = store.put("greeting", dhtkit::version_vector{}, v);   // result<versioned_entry>
 //   std::optional<dhtkit::versioned_entry> got = store.get("greeting");  // one sibling
-//   auto deleted = store.erase("greeting", got->context(), dhtkit::dot{dhtkit::node_id{1},
-//   store.next_counter()});
+//   auto deleted =
+//       store.erase("greeting", got->context(), dhtkit::dot{dhtkit::node_id{1}, store.next_counter()});
 //   // store.get("greeting")->siblings(): one tombstone
 //
 // memory_storage is the reference engine: an ordered map in memory. Its
