@@ -5,14 +5,18 @@
 // with message loss, voluntary leaves, failure-detector verdicts, range
 // events, and hostile messages.
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "dhtkit/chord/router.hpp"
+#include "dhtkit/core/endpoint.hpp"
 #include "dhtkit/transport/sim.hpp"
 #include "support/catch.hpp"
 #include "support/chord_cluster.hpp"
@@ -28,6 +32,8 @@ using dhtkit::test::chord_cluster;
 using rng_t = dhtkit::sim::detail::random_engine;
 namespace detail = dhtkit::chord::detail;
 using ep = dhtkit::sim::endpoint;
+using codec_t = dhtkit::wire::codec<detail::state_request, detail::state_reply<ep>, detail::rectify<ep>,
+                                    detail::find_request, detail::find_reply<ep>, detail::leave_notice<ep>>;
 
 // Runs one stabilization round and checks the invariants; returns the error.
 std::string round_checked(chord_cluster& c) {
@@ -178,6 +184,12 @@ TEST_CASE("chord: configuration is validated and r derived", "[chord]") {
   CHECK_THROWS_AS(bad([](router_config& x) { x.max_lookup_candidates = 1; })(), std::invalid_argument);
   CHECK_THROWS_AS(bad([](router_config& x) { x.fingers_per_fix = 65; })(), std::invalid_argument);
   CHECK_THROWS_AS(bad([](router_config& x) { x.expected_nodes = 0; })(), std::invalid_argument);
+  // Durations so long that now + duration would overflow.
+  CHECK_THROWS_AS(bad([](router_config& x) { x.dead_peer_ttl = dhtkit::duration::max(); })(),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(bad([](router_config& x) { x.request_timeout = dhtkit::duration::max(); })(),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(bad([](router_config& x) { x.max_pending_range_events = 0; })(), std::invalid_argument);
   CHECK_NOTHROW(bad([](router_config&) {})());
 }
 
@@ -395,6 +407,41 @@ TEST_CASE("chord: range events add up to each node's range (predecessor, self]",
   }
 }
 
+TEST_CASE("chord: undrained range events stay bounded and add up to the final range", "[chord]") {
+  // A driver that never drains ranges, and a peer that moves a's predecessor
+  // one step at a time: the outbox keeps at most max_pending_range_events.
+  router_config cfg;
+  cfg.max_pending_range_events = 8;
+  dhtkit::test::sim_router a{node_id{1000}, ep{1}, cfg, 1};
+  codec_t codec;
+  a.create(time_point{});
+  for (std::uint64_t id = 1; id <= 500; ++id) {
+    auto bytes = codec.encode(detail::rectify<ep>{{node_id{id}, ep{2}}}, node_id{id});
+    REQUIRE(bytes);
+    a.receive(ep{2}, *bytes, time_point{});
+    REQUIRE(a.outbox().ranges.size() <= 8);
+  }
+  REQUIRE(a.predecessor());
+  CHECK(a.predecessor()->id == node_id{500});
+  // Owned length modulo 2^64 (the whole circle counts as 0): (500, 1000].
+  std::uint64_t owned = 0;
+  for (const auto& r : a.outbox().ranges)
+    owned = r.gained ? owned + (r.end - r.begin) : owned - (r.end - r.begin);
+  CHECK(owned == 500);
+  // A driver that does drain sees every step, one event each.
+  a.outbox().ranges.clear();
+  for (std::uint64_t id = 501; id <= 510; ++id) {
+    auto bytes = codec.encode(detail::rectify<ep>{{node_id{id}, ep{2}}}, node_id{id});
+    REQUIRE(bytes);
+    a.receive(ep{2}, *bytes, time_point{});
+    REQUIRE(a.outbox().ranges.size() == 1);
+    CHECK_FALSE(a.outbox().ranges.front().gained);
+    CHECK(a.outbox().ranges.front().begin == id - 1);
+    CHECK(a.outbox().ranges.front().end == id);
+    a.outbox().ranges.clear();
+  }
+}
+
 TEST_CASE("chord: a failure detector's verdict removes a dead node at once", "[chord][sim]") {
   chord_cluster c(5);
   rng_t rng(5);
@@ -448,9 +495,6 @@ TEST_CASE("chord: the same seed replays the same run", "[chord][sim]") {
 }
 
 namespace {
-
-using codec_t = dhtkit::wire::codec<detail::state_request, detail::state_reply<ep>, detail::rectify<ep>,
-                                    detail::find_request, detail::find_reply<ep>, detail::leave_notice<ep>>;
 
 // Two routers, 100 and 200, wired by hand: b joined a and both have converged.
 struct pair_fixture {
@@ -585,10 +629,159 @@ TEST_CASE("chord: hostile and broken messages are rejected, never trusted", "[ch
     f.deliver_to_a(huge, node_id{200});
     CHECK(rejected() == before + 1);
   }
+  SECTION("a routing reply to a state request is no answer, never a stall") {
+    // Answer every state request a sends b (stabilize, check_predecessor,
+    // the owner check of a lookup) with a find_reply carrying its id.
+    auto id = f.a.lookup(150, f.now);
+    REQUIRE(id);
+    const std::uint64_t before = rejected();
+    for (int k = 0; k < 60; ++k) {
+      f.now += millis(50);
+      f.a.tick(f.now);
+      auto msgs = std::move(f.a.outbox().messages);
+      f.a.outbox().messages.clear();
+      for (auto& m : msgs) {
+        auto d = f.codec.decode(m.bytes);
+        REQUIRE(d);
+        if (auto* req = std::get_if<detail::state_request>(&d->message))
+          f.deliver_to_a(detail::find_reply<ep>{req->request, true, {{node_id{100}, ep{1}}}, {}},
+                         node_id{200});
+      }
+    }
+    CHECK(rejected() > before);
+    // The lookup finished (its owner check had no answer) and stabilize still runs.
+    CHECK(f.a.pending_lookups() == 0);
+    REQUIRE(f.a.outbox().lookups.size() == 1);
+    CHECK(f.a.outbox().lookups.front().id == *id);
+    f.a.mark_alive(node_id{200});
+    const std::uint64_t rounds = f.a.stats().stabilizations;
+    f.pump(60);
+    CHECK(f.a.stats().stabilizations > rounds);
+  }
+  SECTION("a state reply to a routing request is no answer, never a stall") {
+    dhtkit::test::sim_router c{node_id{150}, ep{3}, {}, 3};
+    REQUIRE_FALSE(c.join(ep{1}, f.now));
+    REQUIRE(c.outbox().messages.size() == 1);
+    auto d = f.codec.decode(c.outbox().messages.front().bytes);
+    REQUIRE(d);
+    auto* req = std::get_if<detail::find_request>(&d->message);
+    REQUIRE(req);
+    c.outbox().messages.clear();
+    auto bytes = f.codec.encode(detail::state_reply<ep>{req->request, false, {}, {}}, node_id{100});
+    REQUIRE(bytes);
+    c.receive(ep{1}, *bytes, f.now);
+    CHECK(c.stats().rejected == 1);
+    CHECK(c.pending_lookups() == 0);
+    REQUIRE(c.outbox().status.size() == 1);
+    CHECK(c.outbox().status.front().kind == dhtkit::chord::status_kind::join_failed);
+    CHECK(c.state() == dhtkit::chord::router_state::idle);
+  }
   // After all of it, the pair still works.
   f.pump(40);
   CHECK(f.a.successor().id == node_id{200});
   CHECK(f.b.successor().id == node_id{100});
+}
+
+TEST_CASE("chord: a routing reply that says done for a key it does not cover is not believed", "[chord]") {
+  // a(100) knows b(200) and c(300); the key 250 needs a hop through b.
+  using peer_t = dhtkit::chord::peer<ep>;
+  const peer_t a_peer{node_id{100}, ep{1}}, b{node_id{200}, ep{2}}, c{node_id{300}, ep{3}};
+  dhtkit::test::sim_router a{a_peer.id, a_peer.address, {}, 1};
+  std::array<std::optional<peer_t>, dhtkit::chord::identifier_bits> fingers{};
+  fingers[0] = b;
+  detail::router_access::install(a, std::optional<peer_t>(c), std::vector<peer_t>{b, c}, fingers,
+                                 time_point{});
+  codec_t codec;
+  auto id = a.lookup(250, time_point{});
+  REQUIRE(id);
+  REQUIRE(a.outbox().messages.size() == 1);
+  CHECK(a.outbox().messages.front().to == ep{2});
+  auto d = codec.decode(a.outbox().messages.front().bytes);
+  REQUIRE(d);
+  auto* req = std::get_if<detail::find_request>(&d->message);
+  REQUIRE(req);
+  a.outbox().messages.clear();
+  // b claims the key is in (200, 220]: a valid list from b, but not one that covers 250.
+  auto bytes = codec.encode(detail::find_reply<ep>{req->request, true, {{node_id{220}, ep{9}}}, {}}, b.id);
+  REQUIRE(bytes);
+  a.receive(ep{2}, *bytes, time_point{});
+  CHECK(a.stats().rejected == 1);
+  // a falls back to its own successor list, which spans the key: it checks c.
+  REQUIRE(a.outbox().messages.size() == 1);
+  CHECK(a.outbox().messages.front().to == ep{3});
+}
+
+TEST_CASE("chord: a router over real network endpoints (IPv4 and IPv6)", "[chord]") {
+  using router = dhtkit::chord::basic_router<dhtkit::endpoint>;
+  const dhtkit::endpoint ea = dhtkit::endpoint::loopback_v4(7001);
+  const dhtkit::endpoint eb = dhtkit::endpoint::loopback_v6(7002);
+  const dhtkit::endpoint ec = dhtkit::endpoint::v4(10, 0, 0, 3, 7003);
+  time_point now{};
+  router a(node_id{100}, ea, {}, 1);
+  router b(node_id{200}, eb, {}, 2);
+  router c(node_id{300}, ec, {}, 3);
+  a.create(now);
+  REQUIRE_FALSE(b.join(ea, now));
+  auto pump = [&] {
+    for (int round = 0; round < 200; ++round) {
+      now += millis(50);
+      for (router* r : {&a, &b, &c}) r->tick(now);
+      for (router* r : {&a, &b, &c}) {
+        auto messages = std::move(r->outbox().messages);
+        r->outbox().messages.clear();
+        for (auto& m : messages) (m.to == ea ? a : m.to == eb ? b : c).receive(r->address(), m.bytes, now);
+      }
+    }
+  };
+  pump();
+  REQUIRE_FALSE(c.join(eb, now));  // through b, now that b is a member
+  pump();
+  REQUIRE(c.outbox().status.size() == 1);
+  CHECK(c.outbox().status.front().kind == dhtkit::chord::status_kind::joined);
+  CHECK(a.successor().address == eb);
+  CHECK(b.successor().address == ec);
+  CHECK(c.successor().address == ea);
+  REQUIRE(a.predecessor());
+  CHECK(a.predecessor()->address == ec);
+  auto id = a.lookup(250, now);
+  REQUIRE(id);
+  pump();
+  REQUIRE(a.outbox().lookups.size() == 1);
+  CHECK_FALSE(a.outbox().lookups.front().error);
+  CHECK(a.outbox().lookups.front().owner == dhtkit::chord::peer<dhtkit::endpoint>{node_id{300}, ec});
+
+  // The endpoints survive the wire exactly, and a broken one is an error.
+  using ep_codec =
+      dhtkit::wire::codec<detail::state_request, detail::state_reply<dhtkit::endpoint>,
+                          detail::rectify<dhtkit::endpoint>, detail::find_request,
+                          detail::find_reply<dhtkit::endpoint>, detail::leave_notice<dhtkit::endpoint>>;
+  ep_codec codec;
+  detail::state_reply<dhtkit::endpoint> reply{
+      7, true, {node_id{300}, ec}, {{node_id{400}, eb}, {node_id{50}, ea}}};
+  auto bytes = codec.encode(reply, node_id{200});
+  REQUIRE(bytes);
+  auto back = codec.decode(*bytes);
+  REQUIRE(back);
+  auto* got = std::get_if<detail::state_reply<dhtkit::endpoint>>(&back->message);
+  REQUIRE(got);
+  CHECK(got->predecessor.address == ec);
+  REQUIRE(got->successors.size() == 2);
+  CHECK(got->successors[0].address == eb);
+  CHECK(got->successors[1].address == ea);
+  // A rectify whose endpoint has an unknown address family byte.
+  auto rect = codec.encode(detail::rectify<dhtkit::endpoint>{{node_id{50}, ea}}, node_id{50});
+  REQUIRE(rect);
+  std::vector<std::byte> forged = *rect;
+  // Payload: the portable-binary flag byte, the 8-byte id, then the family.
+  forged[24 + 1 + 8] = std::byte{5};
+  // Re-seal the checksum so only the payload is wrong.
+  const std::uint32_t crc = dhtkit::detail::crc32c_extend(
+      dhtkit::detail::crc32c_extend(0, std::span(forged).first(20)), std::span(forged).subspan(24));
+  for (int i = 0; i < 4; ++i) forged[20 + i] = std::byte(static_cast<std::uint8_t>(crc >> (8 * i)));
+  CHECK(codec.decode(forged).error() == dhtkit::errc::malformed_payload);
+  const std::uint64_t before = a.stats().rejected;
+  a.receive(ea, forged, now);
+  CHECK(a.stats().rejected == before + 1);
 }
 
 TEST_CASE("chord: rings of 128..1024 nodes converge and route correctly", "[chord][sim][long]") {

@@ -166,6 +166,10 @@ struct router_config {
   // Messages kept in the outbox when the driver does not drain it; beyond,
   // new ones are dropped and counted.
   std::size_t max_outbox_messages = 16384;
+  // Range events kept in the outbox when the driver does not drain them;
+  // beyond, the undrained ones are merged into their net change (the same
+  // final range, fewer steps). 64 is far more than one call produces.
+  std::size_t max_pending_range_events = 64;
 
   // Effective r.
   std::size_t r() const noexcept {
@@ -307,8 +311,7 @@ class basic_router {
     detail::leave_notice<Address> notice{self_, pred_.has_value(), pred_.value_or(peer_type{}), succ_};
     if (!succ_.empty()) send(succ_.front().address, notice);
     if (pred_ && (succ_.empty() || pred_->id != succ_.front().id)) send(pred_->address, notice);
-    if (range_known_) out_.ranges.push_back(range_event{false, range_start_, self_.id.value});
-    range_known_ = false;
+    change_range(false, 0);
     fail_all_lookups(errc::shut_down);
     requests_.clear();
     succ_.clear();
@@ -473,10 +476,13 @@ class basic_router {
     if (c.successor_list_length == 0 && c.max_successor_list_length < 2)
       fail("a derived successor_list_length needs max_successor_list_length >= 2");
     if (c.expected_nodes < 1) fail("expected_nodes must be >= 1");
-    if (c.stabilize_period <= duration::zero()) fail("stabilize_period must be > 0");
-    if (c.fix_fingers_period <= duration::zero()) fail("fix_fingers_period must be > 0");
-    if (c.check_predecessor_period <= duration::zero()) fail("check_predecessor_period must be > 0");
-    if (c.request_timeout <= duration::zero()) fail("request_timeout must be > 0");
+    // Durations are added to the current time: a day is far beyond any
+    // sensible value and keeps now + duration from overflowing.
+    const auto in_range = [](duration d) { return d > duration::zero() && d <= seconds(86400); };
+    if (!in_range(c.stabilize_period)) fail("stabilize_period must be in (0, 24 h]");
+    if (!in_range(c.fix_fingers_period)) fail("fix_fingers_period must be in (0, 24 h]");
+    if (!in_range(c.check_predecessor_period)) fail("check_predecessor_period must be in (0, 24 h]");
+    if (!in_range(c.request_timeout)) fail("request_timeout must be in (0, 24 h]");
     if (c.fingers_per_fix < 1 || c.fingers_per_fix > identifier_bits)
       fail("fingers_per_fix must be in [1, 64]");
     if (c.failure_threshold < 1 || c.failure_threshold > 100) fail("failure_threshold must be in [1, 100]");
@@ -488,8 +494,9 @@ class basic_router {
     if (c.max_lookup_candidates < c.lookup_candidates || c.max_lookup_candidates > 1024)
       fail("max_lookup_candidates must be in [lookup_candidates, 1024]");
     if (c.max_dead_peers < 1) fail("max_dead_peers must be >= 1");
-    if (c.dead_peer_ttl <= duration::zero()) fail("dead_peer_ttl must be > 0");
+    if (!in_range(c.dead_peer_ttl)) fail("dead_peer_ttl must be in (0, 24 h]");
     if (c.max_outbox_messages < 16) fail("max_outbox_messages must be >= 16");
+    if (c.max_pending_range_events < 1) fail("max_pending_range_events must be >= 1");
     return c;
   }
 
@@ -614,20 +621,41 @@ class basic_router {
     announce_range(p.id.value);
   }
 
-  void announce_range(std::uint64_t start) {
+  void announce_range(std::uint64_t start) { change_range(true, start); }
+
+  // The range event taking this node from owning (from, self] (or nothing,
+  // !had) to owning (to, self] (or nothing, !has); none if nothing changed.
+  std::optional<range_event> range_change(bool had, std::uint64_t from, bool has, std::uint64_t to) const {
     const std::uint64_t self = self_.id.value;
-    if (!range_known_) {
-      out_.ranges.push_back(range_event{true, start, self});
-    } else if (start != range_start_) {
-      // The new start lies inside the old range: the part before it is lost.
-      if (detail::in_open(start, range_start_, self)) {
-        out_.ranges.push_back(range_event{false, range_start_, start});
-      } else {
-        out_.ranges.push_back(range_event{true, start, range_start_});
-      }
+    if (!had && !has) return std::nullopt;
+    if (!had) return range_event{true, to, self};
+    if (!has) return range_event{false, from, self};
+    if (from == to) return std::nullopt;
+    // The new start lies inside the old range: the part before it is lost.
+    if (detail::in_open(to, from, self)) return range_event{false, from, to};
+    return range_event{true, to, from};
+  }
+
+  // Records the new range and reports the change. Events the driver has not
+  // drained are bounded: past max_pending_range_events they are replaced by
+  // their net change since the last drain (same final ownership), so a
+  // driver that never drains ranges, or a peer that moves the predecessor
+  // one step at a time, cannot grow the outbox without bound.
+  void change_range(bool known, std::uint64_t start) {
+    if (out_.ranges.size() != ranges_mark_) {  // drained (or edited) since our last event
+      ranges_first_ = out_.ranges.size();
+      base_known_ = range_known_;
+      base_start_ = range_start_;
     }
-    range_known_ = true;
+    if (auto e = range_change(range_known_, range_start_, known, start)) out_.ranges.push_back(*e);
+    range_known_ = known;
     range_start_ = start;
+    if (out_.ranges.size() - ranges_first_ > config_.max_pending_range_events) {
+      out_.ranges.resize(ranges_first_);
+      if (auto e = range_change(base_known_, base_start_, range_known_, range_start_))
+        out_.ranges.push_back(*e);
+    }
+    ranges_mark_ = out_.ranges.size();
   }
 
   // ---- successor list ------------------------------------------------------------
@@ -966,11 +994,14 @@ class basic_router {
                       time_point now) {
     ++s.hops;
     if (m.done) {
-      // The sender's successor list (or itself when alone): runs clockwise from it.
+      // The sender's successor list (or itself when alone): runs clockwise
+      // from it, and the sender says "done" only when the key lies in
+      // (sender, nodes[0]]; a list that does not cover the key is broken.
       std::vector<peer_type> owners;
       if (m.nodes.size() == 1 && m.nodes.front().id == from.id) {
         owners.push_back(from);
-      } else if (!m.nodes.empty() && valid_list(from.id, m.nodes, config_.max_successor_list_length)) {
+      } else if (!m.nodes.empty() && valid_list(from.id, m.nodes, config_.max_successor_list_length) &&
+                 detail::in_half_open(s.key, from.id.value, m.nodes.front().id.value)) {
         owners = m.nodes;
       } else {
         ++stats_.rejected;
@@ -1170,7 +1201,10 @@ class basic_router {
         if (auto it = lookups_.find(req->context); it != lookups_.end()) on_verify_reply(it->second, p, m);
         break;
       case req_kind::route:
+        // A state reply to a routing request: the wrong answer is no answer,
+        // or the lookup would wait forever for a request already taken.
         ++stats_.rejected;
+        on_timeout(*req, now);
         break;
     }
   }
@@ -1206,8 +1240,15 @@ class basic_router {
     auto req = take_request(m.request, sender, from);
     if (!req) return;
     forget_dead(sender);
+    if (req->kind != req_kind::route) {
+      // A routing reply to a state request (stabilize, check_predecessor,
+      // verify): no answer, else stabilize or the lookup would stall forever.
+      ++stats_.rejected;
+      on_timeout(*req, now);
+      return;
+    }
     auto it = lookups_.find(req->context);
-    if (req->kind != req_kind::route || it == lookups_.end()) return;
+    if (it == lookups_.end()) return;
     on_route_reply(it->second, peer_type{sender, req->address}, m, now);
   }
 
@@ -1237,6 +1278,12 @@ class basic_router {
   bool pending_check_pred_ = false;
   bool range_known_ = false;
   std::uint64_t range_start_ = 0;
+  // The range as of the first undrained range event (out_.ranges[ranges_first_]),
+  // and the outbox size after our last event: another size means a drain.
+  bool base_known_ = false;
+  std::uint64_t base_start_ = 0;
+  std::size_t ranges_first_ = 0;
+  std::size_t ranges_mark_ = 0;
   std::unordered_set<node_id> dead_;
   std::unordered_map<node_id, std::size_t> misses_;
   std::deque<node_id> dead_order_;
