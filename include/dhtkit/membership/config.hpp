@@ -77,7 +77,10 @@ struct swim_config {
   // can tell "target down" from "I am not hearing anyone". On in Lifeguard.
   bool nacks = true;
   // A ping to a suspected member carries the suspicion, so the member learns
-  // of it (and refutes) at once. On in Lifeguard.
+  // of it (and refutes) at once. On in Lifeguard. Here every message to a
+  // suspect carries it, and the suspect answers the accuser directly, so a
+  // refutation that gossip failed to deliver still reaches the members that
+  // would otherwise time out (see basic_swim's add_buddy).
   bool buddy_system = true;
 
   // ---- bounds -------------------------------------------------------------
@@ -99,6 +102,10 @@ struct swim_config {
   // Push-pull answers per probe interval (each is up to max_members of state):
   // a bound on what a flood of join requests can make a node send.
   std::size_t max_push_pull_replies = 8;
+  // Refutations answered straight back to a sender that accused us (buddy
+  // system), per probe interval; a group's genuine accusers of one member in
+  // one period are a handful, so more would only serve a flood.
+  std::size_t max_direct_refutations = 16;
   // Messages waiting in the outbox for the driver; beyond it new ones are
   // dropped and counted (a driver that never drains must not grow memory).
   std::size_t max_outbox_messages = 4096;
@@ -187,6 +194,7 @@ struct swim_config {
     if (max_incarnation_jump < 1) fail("max_incarnation_jump must be at least 1");
     if (max_pending_relays < 1) fail("max_pending_relays must be at least 1");
     if (max_push_pull_replies < 1) fail("max_push_pull_replies must be at least 1");
+    if (max_direct_refutations < 1) fail("max_direct_refutations must be at least 1");
     if (max_outbox_messages < 16) fail("max_outbox_messages must be at least 16");
   }
 };

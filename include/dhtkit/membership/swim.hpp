@@ -166,11 +166,12 @@ struct swim_stats {
   std::uint64_t rejected_full = 0;    // a new member while max_members are known
   std::uint64_t unexpected_acks = 0;  // acks and nacks that match no probe or relay
   std::uint64_t probes = 0;
-  std::uint64_t probe_failures = 0;     // probes that ended in a suspicion
-  std::uint64_t refutations = 0;        // times this node raised its incarnation to refute
-  std::uint64_t relays_refused = 0;     // ping-req beyond max_pending_relays
-  std::uint64_t push_pull_refused = 0;  // replies beyond max_push_pull_replies
-  std::uint64_t outbox_dropped = 0;     // messages or events beyond max_outbox_messages
+  std::uint64_t probe_failures = 0;      // probes that ended in a suspicion
+  std::uint64_t refutations = 0;         // times this node raised its incarnation to refute
+  std::uint64_t direct_refutations = 0;  // our alive sent straight back to a sender that accused us
+  std::uint64_t relays_refused = 0;      // ping-req beyond max_pending_relays
+  std::uint64_t push_pull_refused = 0;   // replies beyond max_push_pull_replies
+  std::uint64_t outbox_dropped = 0;      // messages or events beyond max_outbox_messages
 };
 
 template <class Address>
@@ -223,7 +224,27 @@ class basic_swim {
       ++stats_.malformed;
       return errc::not_a_member;
     }
-    return std::visit([&](auto& msg) { return handle(sender, from, msg, now); }, decoded->message);
+    accused_ = false;
+    const std::error_code ec =
+        std::visit([&](auto& msg) { return handle(sender, from, msg, now); }, decoded->message);
+    if (accused_ && !leaving_ && config_.buddy_system) {
+      // The other half of the buddy system (add_buddy): the sender holds a
+      // suspicion (or death) of us that our refutation has not reached, so it
+      // is answered directly rather than left to gossip (an ack to a ping
+      // already carried the answer and cleared the flag). Bounded per period,
+      // so a flood of accusations cannot make us send without limit.
+      if (now >= refutes_reset_at_) {
+        refutes_reset_at_ = now + config_.probe_interval;
+        refutes_left_ = config_.max_direct_refutations;
+      }
+      if (refutes_left_ > 0) {
+        --refutes_left_;
+        ++stats_.direct_refutations;
+        send(from, gossip_msg{{make_update(self(), self_id())}});
+      }
+    }
+    accused_ = false;
+    return ec;
   }
 
   // Runs everything due at or before `now`. Call it at next_tick() (calling it
@@ -534,6 +555,22 @@ class basic_swim {
     outbox_.messages.push_back(outgoing_message<Address>{to, std::move(*bytes)});
   }
 
+  // Lifeguard's buddy system: a member we suspect is told so first, so it can
+  // refute. memberlist does this on probes only; here every message with room
+  // for updates carries it, because the refutation it provokes comes straight
+  // back to us -- the one member that needs it (a refutation gossip missed is
+  // what turns a suspicion into a false DEAD). Returns the budget left.
+  std::size_t add_buddy(node_id to, std::size_t budget, std::vector<update>& out) {
+    if (!config_.buddy_system) return budget;
+    const record* m = find_record(to);
+    if (m == nullptr || m->state != member_state::suspect) return budget;
+    update u = make_update(*m, self_id());
+    const std::size_t size = detail::encoded_size(u, scratch_);
+    if (size > budget) return budget;
+    out.push_back(std::move(u));
+    return budget - size;
+  }
+
   // ---- probing ------------------------------------------------------------
 
   std::optional<node_id> next_probe_target() {
@@ -571,17 +608,7 @@ class basic_swim {
         now + (config_.local_health ? awareness_.scale(config_.probe_timeout) : config_.probe_timeout);
     probe_.end = now + interval;
     ping_msg ping{probe_.seq, m.id, {}};
-    std::size_t budget = gossip_budget(ping);
-    if (config_.buddy_system && m.state == member_state::suspect) {
-      // Lifeguard's buddy system: tell the suspect first, so it can refute.
-      update u = make_update(m, self_id());
-      const std::size_t size = detail::encoded_size(u, scratch_);
-      if (size <= budget) {
-        budget -= size;
-        ping.gossip.push_back(std::move(u));
-      }
-    }
-    queue_.take(budget, retransmit_limit(), ping.gossip);
+    queue_.take(add_buddy(m.id, gossip_budget(ping), ping.gossip), retransmit_limit(), ping.gossip);
     ++stats_.pings_sent;
     send(m.address, ping);
   }
@@ -724,6 +751,13 @@ class basic_swim {
       ++stats_.rejected_updates;
       return;
     }
+    if (from_push_pull && u.state != static_cast<std::uint8_t>(member_state::alive) && u.id != self_id()) {
+      // memberlist's mergeState skips members whose state it already agrees
+      // with. A full state is a copy of what its sender heard, not a probe the
+      // sender made: counted as a confirmation it would shrink Lifeguard's
+      // suspicion timeout (and be re-gossiped as one) with no new evidence.
+      if (const record* m = find_record(u.id); m != nullptr && m->state != member_state::alive) return;
+    }
     switch (static_cast<detail::wire_state>(u.state)) {
       case detail::wire_state::alive:
         on_alive(u, now);
@@ -812,6 +846,7 @@ class basic_swim {
   // An accusation of ourselves older than our incarnation means our
   // refutation has not reached everyone: send it again (without raising).
   void rebroadcast_self() {
+    accused_ = true;
     if (!leaving_ && !queue_.contains(self_id())) enqueue(make_update(self(), self_id()));
   }
 
@@ -826,6 +861,7 @@ class basic_swim {
     if (!plausible(*m, u)) return;
     if (m->id == self_id()) {
       if (!leaving_) refute(u.incarnation, now);
+      accused_ = true;
       return;
     }
     if (auto it = suspicions_.find(m->id); it != suspicions_.end()) {
@@ -852,6 +888,7 @@ class basic_swim {
     if (m->state == member_state::dead || m->state == member_state::left) return;
     if (m->id == self_id()) {
       if (!leaving_) refute(u.incarnation, now);
+      accused_ = true;
       return;
     }
     // Only the member itself can leave; "left" said by anyone else is "dead".
@@ -939,7 +976,7 @@ class basic_swim {
     for (std::size_t i : picked_) {
       if (queue_.empty()) break;
       gossip_msg g;
-      queue_.take(gossip_budget(g), retransmit_limit(), g.updates);
+      queue_.take(add_buddy(members_[i].id, gossip_budget(g), g.updates), retransmit_limit(), g.updates);
       if (g.updates.empty()) break;
       ++stats_.gossip_sent;
       send(members_[i].address, g);
@@ -956,6 +993,12 @@ class basic_swim {
     for (const record& m : members_) {
       update u =
           make_update(m, m.state == member_state::alive || m.state == member_state::left ? m.id : self_id());
+      if (m.state == member_state::suspect) {
+        // Name the member whose probe failed, not us: a receiver that starts
+        // suspecting from this and gossips it on must not make us look like
+        // an independent accuser.
+        if (auto it = suspicions_.find(m.id); it != suspicions_.end()) u.from = it->second.first;
+      }
       const std::size_t size = detail::encoded_size(u, scratch_);
       if (used + size > budget && !msg.members.empty()) {
         ++stats_.push_pull_sent;
@@ -977,14 +1020,20 @@ class basic_swim {
     for (const update& u : updates) merge(u, from_push_pull, now);
   }
 
-  std::error_code handle(node_id, const Address& from, const ping_msg& msg, time_point now) {
+  std::error_code handle(node_id sender, const Address& from, const ping_msg& msg, time_point now) {
     merge_all(msg.gossip, false, now);
     if (msg.target != self_id()) {
       ++stats_.rejected_updates;
       return errc::unknown_node;
     }
     ack_msg reply{msg.seq, {}};
-    queue_.take(gossip_budget(reply), retransmit_limit(), reply.gossip);
+    if (accused_ && !leaving_ && config_.buddy_system) {
+      // Lifeguard's buddy system: the ping told us we are suspected; the
+      // refutation goes back first, in the ack.
+      reply.gossip.push_back(make_update(self(), self_id()));
+      accused_ = false;
+    }
+    queue_.take(add_buddy(sender, gossip_budget(reply), reply.gossip), retransmit_limit(), reply.gossip);
     ++stats_.acks_sent;
     send(from, reply);
     return {};
@@ -1017,7 +1066,7 @@ class basic_swim {
     r.expire = now + config_.probe_interval;
     relays_.push_back(r);
     ping_msg ping{r.our_seq, msg.target, {}};
-    queue_.take(gossip_budget(ping), retransmit_limit(), ping.gossip);
+    queue_.take(add_buddy(msg.target, gossip_budget(ping), ping.gossip), retransmit_limit(), ping.gossip);
     ++stats_.pings_sent;
     send(msg.target_address, ping);
     return {};
@@ -1113,6 +1162,8 @@ class basic_swim {
   time_point join_retry_at_{};
   time_point replies_reset_at_{};
   std::size_t replies_left_ = 0;
+  time_point refutes_reset_at_{};
+  std::size_t refutes_left_ = 0;
 
   outbox_type outbox_;
   swim_stats stats_;
@@ -1120,6 +1171,7 @@ class basic_swim {
   std::vector<std::size_t> picked_;
   std::vector<std::size_t> candidates_;
   std::vector<node_id> expired_;
+  bool accused_ = false;  // the message being handled accused us (see receive())
 };
 
 }  // namespace dhtkit::membership
