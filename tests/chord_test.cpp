@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -17,6 +18,7 @@
 
 #include "dhtkit/chord/router.hpp"
 #include "dhtkit/core/endpoint.hpp"
+#include "dhtkit/transport/detail/crc32c.hpp"
 #include "dhtkit/transport/sim.hpp"
 #include "support/catch.hpp"
 #include "support/chord_cluster.hpp"
@@ -34,6 +36,15 @@ namespace detail = dhtkit::chord::detail;
 using ep = dhtkit::sim::endpoint;
 using codec_t = dhtkit::wire::codec<detail::state_request, detail::state_reply<ep>, detail::rectify<ep>,
                                     detail::find_request, detail::find_reply<ep>, detail::leave_notice<ep>>;
+
+// Recomputes the envelope checksum of an edited message, so that a decoder
+// sees exactly the edit rather than a bad checksum.
+void reseal(std::vector<std::byte>& bytes) {
+  const std::span<const std::byte> all(bytes);
+  const std::uint32_t crc =
+      dhtkit::detail::crc32c_extend(dhtkit::detail::crc32c(all.first(20)), all.subspan(24));
+  for (int i = 0; i < 4; ++i) bytes[20 + i] = std::byte(static_cast<std::uint8_t>(crc >> (8 * i)));
+}
 
 // Runs one stabilization round and checks the invariants; returns the error.
 std::string round_checked(chord_cluster& c) {
@@ -676,6 +687,52 @@ TEST_CASE("chord: hostile and broken messages are rejected, never trusted", "[ch
     CHECK(c.outbox().status.front().kind == dhtkit::chord::status_kind::join_failed);
     CHECK(c.state() == dhtkit::chord::router_state::idle);
   }
+  SECTION("every message truncated, with an unknown tag, or with any payload byte changed") {
+    using peer_t = dhtkit::chord::peer<ep>;
+    const std::vector<peer_t> list{{node_id{300}, ep{3}}, {node_id{400}, ep{4}}, {node_id{50}, ep{5}}};
+    std::vector<std::vector<std::byte>> samples;
+    auto add = [&](const auto& m) {
+      auto bytes = f.codec.encode(m, node_id{200});
+      REQUIRE(bytes);
+      samples.push_back(*bytes);
+    };
+    add(detail::state_request{1});
+    add(detail::state_reply<ep>{2, true, {node_id{50}, ep{5}}, list});
+    add(detail::rectify<ep>{{node_id{200}, ep{2}}});
+    add(detail::find_request{3, 250});
+    add(detail::find_reply<ep>{4, false, list, list});
+    add(detail::leave_notice<ep>{{node_id{200}, ep{2}}, true, {node_id{50}, ep{5}}, list});
+    for (const auto& whole : samples) {
+      // Every proper prefix is an error.
+      for (std::size_t n = 0; n < whole.size(); ++n) {
+        const std::uint64_t before = rejected();
+        f.a.receive(ep{2}, std::span(whole).first(n), f.now);
+        CHECK(rejected() == before + 1);
+      }
+      // A tag no Chord message has.
+      std::vector<std::byte> unknown = whole;
+      unknown[6] = std::byte{0x06};
+      unknown[7] = std::byte{0x01};
+      reseal(unknown);
+      const std::uint64_t before = rejected();
+      f.a.receive(ep{2}, unknown, f.now);
+      CHECK(rejected() == before + 1);
+      // Any payload byte changed (checksum resealed): rejected or handled, never a crash
+      // (the router checks its invariants after every message in this Debug build).
+      for (std::size_t i = 24; i < whole.size(); ++i) {
+        for (std::uint8_t v : {std::uint8_t{0x00}, std::uint8_t{0xFF}, std::uint8_t{0x7F}}) {
+          std::vector<std::byte> edited = whole;
+          edited[i] = std::byte{v};
+          reseal(edited);
+          f.a.receive(ep{2}, edited, f.now);
+        }
+      }
+    }
+    // Edits that still decode are forged messages from b (a leave, a list
+    // of nodes that do not exist): the pair recovers once they time out.
+    f.a.mark_alive(node_id{200});
+    f.pump(60);
+  }
   // After all of it, the pair still works.
   f.pump(40);
   CHECK(f.a.successor().id == node_id{200});
@@ -774,10 +831,7 @@ TEST_CASE("chord: a router over real network endpoints (IPv4 and IPv6)", "[chord
   std::vector<std::byte> forged = *rect;
   // Payload: the portable-binary flag byte, the 8-byte id, then the family.
   forged[24 + 1 + 8] = std::byte{5};
-  // Re-seal the checksum so only the payload is wrong.
-  const std::uint32_t crc = dhtkit::detail::crc32c_extend(
-      dhtkit::detail::crc32c_extend(0, std::span(forged).first(20)), std::span(forged).subspan(24));
-  for (int i = 0; i < 4; ++i) forged[20 + i] = std::byte(static_cast<std::uint8_t>(crc >> (8 * i)));
+  reseal(forged);  // so only the payload is wrong
   CHECK(codec.decode(forged).error() == dhtkit::errc::malformed_payload);
   const std::uint64_t before = a.stats().rejected;
   a.receive(ea, forged, now);
