@@ -1,6 +1,7 @@
 // Replication: dotted version vector sets, storage, the replica core (header
 // examples, quorum outcomes, bad input) and the seeded fault scenarios that
 // check the five correctness properties (see support/replication_cluster.hpp).
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -362,6 +363,60 @@ TEST_CASE("a forwarded put is completed only by the replica it was forwarded to"
   REQUIRE(!c.at(0).outbox().puts.at(0).error);
 }
 
+TEST_CASE("a forward whose replica is dead but not marked down goes to the next true replica",
+          "[replication]") {
+  // Node 2 crashes and no failure detector says so: forwards to it go unanswered.
+  hand_cluster c(hand_config());
+  c.down.insert(2);
+  std::size_t forwarded_to_dead = 0, failed = 0, puts = 0;
+  for (int i = 0; puts < 200; ++i) {
+    const std::string key = "key" + std::to_string(i);
+    const auto owners = c.at(0).replicas_of(key, 3);
+    if (std::find(owners.begin(), owners.end(), hand_cluster::id(0)) != owners.end()) continue;
+    ++puts;
+    c.at(0).put(key, dhtkit::to_bytes("v" + std::to_string(i)), {}, c.now);
+    if (c.at(0).outbox().messages.at(0).to == hand_cluster::id(2)) ++forwarded_to_dead;
+    c.run_for(dhtkit::millis(700));  // past request_timeout + replica_timeout
+    REQUIRE(c.at(0).outbox().puts.size() == 1);
+    const auto done = c.at(0).outbox().puts.at(0);
+    c.at(0).outbox().puts.clear();
+    if (done.error) {
+      ++failed;
+      continue;
+    }
+    std::size_t copies = 0;
+    for (std::size_t n = 0; n < hand_cluster::size; ++n)
+      copies += c.holds(n, key, "v" + std::to_string(i)) ? 1 : 0;
+    REQUIRE(copies >= 2);
+    // Each forward reached one live replica first try or after the dead one: one dot, no duplicate.
+    for (std::size_t n = 0; n < hand_cluster::size; ++n)
+      if (auto e = c.stores[n].get(key)) REQUIRE(e->siblings().size() == 1);
+    if (i % 16 == 0) c.run_for(dhtkit::seconds(2));  // suspicion of node 2 lapses now and then
+  }
+  REQUIRE(forwarded_to_dead > 0);
+  REQUIRE(failed == 0);
+  REQUIRE(c.at(0).stats().reforwarded > 0);
+  REQUIRE(c.at(0).pending() == 0);
+}
+
+TEST_CASE("a forwarded put that no true replica answers fails saying none acknowledged", "[replication]") {
+  hand_cluster c(hand_config());
+  std::string key;
+  for (int i = 0; key.empty(); ++i)
+    if (c.at(0).replicas_of("k" + std::to_string(i), 3) ==
+        std::vector<dhtkit::node_id>{hand_cluster::id(1), hand_cluster::id(2), hand_cluster::id(3)})
+      key = "k" + std::to_string(i);
+  for (std::size_t n = 1; n <= 3; ++n) c.down.insert(n);  // silent, not marked down
+  const auto op = c.at(0).put(key, dhtkit::to_bytes("v"), {}, c.now);
+  c.run_for(dhtkit::millis(700));
+  REQUIRE(c.at(0).outbox().puts.size() == 1);
+  const auto done = c.at(0).outbox().puts.at(0);
+  REQUIRE(done.id == op);
+  REQUIRE(done.error == dhtkit::errc::quorum_not_reached);
+  REQUIRE(done.acks == 0);
+  REQUIRE(c.at(0).stats().reforwarded == 2);  // all three true replicas were asked
+}
+
 TEST_CASE("anti-entropy: a diff with repeated or unsent indices is refused", "[replication]") {
   hand_cluster c(hand_config());
   c.at(0).tick(c.now);  // starts a session with some peer
@@ -496,6 +551,7 @@ TEST_CASE("every corruption or truncation of every message is refused or harmles
   fwd.timeout = dhtkit::millis(100).count();
   add(fwd);
   add(repl::forward_reply{7, 0, 1, 2});
+  add(repl::forward_accept{7});
   add(repl::ae_hashes{1, 0, 1, {0, 1}, {5, 6}});
   add(repl::ae_diff{1, 0, 0, {0}});
   add(repl::ae_push{1, 0, {0}, {repl::key_entry{"key", entry}}});

@@ -32,6 +32,23 @@
 //    one. Clock size is thus at most the number of nodes that were ever among
 //    a key's N replicas (N with a stable ring); no pruning is done, because
 //    pruning can lose writes.
+//  - Forwarding: the true replica answers a forward at once with
+//    forward_accept once it has numbered and stored the write, and later with
+//    its outcome. A forward not accepted within replica_timeout marks that
+//    replica suspected (suspect_period) and goes to the next healthy true
+//    replica not yet asked, with the rest of the deadline, so a replica that
+//    crashed unnoticed does not fail the put. The put fails with
+//    quorum_not_reached, 0 acknowledgements, only if no true replica accepted
+//    it by the deadline; accepted but no outcome is timed_out, 1 (the
+//    accepting replica's own write). The cost is an ambiguity no timeout can
+//    resolve: a replica that stored the write and whose accept was lost or
+//    late (a clogged link, a partition) numbers it too, so the client's one
+//    write gets two dots -- two siblings with the same value, and a later
+//    read or delete that saw only one of them leaves the other. This is
+//    Dynamo's choice for a client retry (a retried write is a new write event);
+//    the alternative, never passing a forward on, fails every put whose first
+//    healthy-looking replica is dead until a failure detector says so. The
+//    next write with the read's context merges the duplicates.
 //  - Sloppy quorum (default): the write goes to the first N healthy nodes of the
 //    ring walk; a fallback standing in for a down owner keeps a hint (key, owner)
 //    and hands the key back when the owner is healthy again, then drops its copy
@@ -258,6 +275,7 @@ struct replica_outbox {
 struct replica_stats {
   std::uint64_t puts_ok = 0, puts_failed = 0, gets_ok = 0, gets_failed = 0;
   std::uint64_t forwarded = 0;        // puts passed to a true replica
+  std::uint64_t reforwarded = 0;      // forwards passed on to another true replica after a silence
   std::uint64_t fallback_writes = 0;  // replicas sent to a fallback with a hint
   std::uint64_t hints_stored = 0, hints_handed_off = 0, hints_expired = 0;
   std::uint64_t read_repairs = 0;  // repair messages sent
@@ -362,14 +380,7 @@ class replica {
   void tick(time_point now) {
     tick_puts(now);
     tick_gets(now);
-    for (auto it = forwards_.begin(); it != forwards_.end();) {
-      if (it->second.deadline <= now) {
-        complete_put(it->first, it->second.key, errc::timed_out, 0, it->second.w);
-        it = forwards_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    tick_forwards(now);
     if (now >= next_handoff_) {
       next_handoff_ = now + config_.handoff_interval;
       handoff(now);
@@ -419,10 +430,12 @@ class replica {
     std::vector<std::pair<node_id, std::optional<versioned_entry>>> responses;
   };
   struct forward_op {
-    std::string key;
-    std::uint32_t w = 0;
-    time_point deadline{};
-    node_id to{};  // the true replica coordinating it: only its reply counts
+    detail::repl::forward_put message;  // kept to pass on to another true replica
+    time_point deadline{};              // ours: the last replica's deadline plus replica_timeout
+    time_point sent_at{};
+    node_id to{};                // the replica asked last
+    std::vector<node_id> tried;  // true replicas asked so far: only their replies count
+    bool accepted = false;       // one of them numbered it: wait for its reply
   };
   struct ae_session {
     std::uint64_t id = 0;
@@ -554,20 +567,24 @@ class replica {
         complete_put(id, key, errc::quorum_not_reached, 0, w);
         return id;
       }
-      detail::repl::forward_put f;
-      f.request = id;
-      f.key = std::string(key);
-      f.context = context;
-      f.value = std::move(value);
-      f.tombstone = tombstone;
-      f.expires_at = expires_at.time_since_epoch().count();
-      f.n = n;
-      f.w = w;
-      f.timeout = timeout.count();
-      send(*owner, f);
-      ++stats_.forwarded;
+      forward_op f;
+      f.message.request = id;
+      f.message.key = std::string(key);
+      f.message.context = context;
+      f.message.value = std::move(value);
+      f.message.tombstone = tombstone;
+      f.message.expires_at = expires_at.time_since_epoch().count();
+      f.message.n = n;
+      f.message.w = w;
+      f.message.timeout = timeout.count();
       // A little longer than the owner's own deadline, so its answer can arrive.
-      forwards_.emplace(id, forward_op{std::string(key), w, now + timeout + config_.replica_timeout, *owner});
+      f.deadline = now + timeout + config_.replica_timeout;
+      f.to = *owner;
+      f.tried.push_back(*owner);
+      f.sent_at = now;
+      send(*owner, f.message);
+      ++stats_.forwarded;
+      forwards_.emplace(id, std::move(f));
       return id;
     }
     coordinate(id, key, std::move(value), tombstone, context, expires_at, n, w, now + timeout, now,
@@ -684,6 +701,49 @@ class replica {
           p.targets[i].sent_at = now;  // nobody else to ask: ask again (the message may have been lost)
           send(silent, detail::repl::replicate{it->first, p.key, p.entry, p.targets[i].hinted_for});
         }
+      }
+      ++it;
+    }
+  }
+
+  // A forward unaccepted after replica_timeout: the replica is suspected (as a
+  // silent replica of a put is) and the put goes to the next healthy true
+  // replica not yet asked, with what is left of the deadline. See the header
+  // comment for the duplicate this can make.
+  void tick_forwards(time_point now) {
+    for (auto it = forwards_.begin(); it != forwards_.end();) {
+      forward_op& f = it->second;
+      if (f.deadline <= now) {
+        // Accepted: the replica stored it (1 ack) but its outcome never came.
+        // Never accepted: as far as we know no true replica answered.
+        if (f.accepted)
+          complete_put(it->first, f.message.key, errc::timed_out, 1, f.message.w);
+        else
+          complete_put(it->first, f.message.key, errc::quorum_not_reached, 0, f.message.w);
+        it = forwards_.erase(it);
+        continue;
+      }
+      if (!f.accepted && f.sent_at + config_.replica_timeout <= now) {
+        suspect_[f.to] = now + config_.suspect_period;
+        // The replica's deadline must end before ours, by the time its reply takes.
+        const duration left = f.deadline - config_.replica_timeout - now;
+        std::optional<node_id> next;
+        for (const node_id& o : replicas_of(f.message.key, f.message.n)) {
+          if (o == self_ || !healthy(o, now) || std::find(f.tried.begin(), f.tried.end(), o) != f.tried.end())
+            continue;
+          next = o;
+          break;
+        }
+        f.sent_at = now;
+        if (next && left > duration::zero()) {
+          f.to = *next;
+          f.tried.push_back(*next);
+          f.message.timeout = left.count();
+          ++stats_.reforwarded;
+        }
+        // Else nobody new to ask: ask the last one again (the message may have
+        // been lost; a replica that already has it ignores the copy).
+        send(f.to, f.message);
       }
       ++it;
     }
@@ -884,7 +944,12 @@ class replica {
     if (pending() >= config_.max_pending) return refuse(errc::limit_exceeded);
     // A duplicated forward must not become a second write (a second dot, a false sibling).
     const auto origin = std::make_pair(from, m.request);
-    if (seen_forwards_.contains(origin)) return;
+    if (seen_forwards_.contains(origin)) {
+      // Its accept may have been lost: say again that we have it, if still at work.
+      for (const auto& pending_put : puts_)
+        if (pending_put.second.origin == origin) send(from, detail::repl::forward_accept{m.request});
+      return;
+    }
     seen_forwards_.insert(origin);
     seen_order_.push_back(origin);
     if (seen_order_.size() > config_.max_pending) {
@@ -894,16 +959,29 @@ class replica {
     const request_id id = next_id_++;
     coordinate(id, m.key, m.value, m.tombstone, m.context, time_point(duration(m.expires_at)), m.n, m.w,
                now + timeout, now, std::make_pair(from, m.request));
+    // Numbered and stored, outcome pending: the forwarder must not pass it on
+    // (that would number the same write twice).
+    if (puts_.contains(id)) send(from, detail::repl::forward_accept{m.request});
+  }
+
+  void handle(node_id from, const detail::repl::forward_accept& m, time_point) {
+    auto it = forwards_.find(m.request);
+    if (it == forwards_.end()) return;
+    const auto& tried = it->second.tried;
+    if (std::find(tried.begin(), tried.end(), from) == tried.end()) return (void)++stats_.rejected;
+    it->second.accepted = true;
+    it->second.to = from;
   }
 
   void handle(node_id from, const detail::repl::forward_reply& m, time_point) {
     auto it = forwards_.find(m.request);
     if (it == forwards_.end()) return;
     // Request ids are sequential: another member must not be able to complete it.
-    if (it->second.to != from) return (void)++stats_.rejected;
+    const auto& tried = it->second.tried;
+    if (std::find(tried.begin(), tried.end(), from) == tried.end()) return (void)++stats_.rejected;
     std::error_code ec;
     if (m.status != 0) ec = std::error_code(m.status, error_category());
-    complete_put(it->first, it->second.key, ec, m.acks, it->second.w);
+    complete_put(it->first, it->second.message.key, ec, m.acks, it->second.message.w);
     forwards_.erase(it);
   }
 

@@ -100,6 +100,17 @@ struct forward_reply {
   }
 };
 
+// True replica -> forwarder: the forwarded put is numbered and stored here and
+// its outcome will follow in a forward_reply; stop trying other replicas.
+struct forward_accept {
+  static constexpr std::uint16_t wire_type = 0x030A;
+  std::uint64_t request = 0;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(request);
+  }
+};
+
 // Anti-entropy: initiator -> peer, hashes of some tree nodes of one level.
 struct ae_hashes {
   static constexpr std::uint16_t wire_type = 0x0306;
@@ -153,6 +164,6 @@ struct ae_pull {
 };
 
 using codec = wire::codec<replicate, replicate_ack, read_request, read_reply, forward_put, forward_reply,
-                          ae_hashes, ae_diff, ae_push, ae_pull>;
+                          ae_hashes, ae_diff, ae_push, ae_pull, forward_accept>;
 
 }  // namespace dhtkit::detail::repl
