@@ -47,8 +47,13 @@
 // other nodes' lookups. Every hop is strictly closer to the key than the one
 // that named it, so there are no routing loops, and max_hops bounds the rest.
 // With verify_owner (the default) the initiator finally asks the claimed
-// owner for its state and falls back along the successor list it was given
-// if it is dead, so right after a failure a lookup still finds the live owner.
+// owner for its state: again after a lost message, until the owner has missed
+// failure_threshold requests; along the successor list it was given once the
+// owner is dead, so right after a failure a lookup still finds the live
+// owner; and back to the owner's predecessor when that lies at or after the
+// key (the list that named the owner had skipped a node not yet adopted, or
+// one this node wrongly took for dead), so lost messages do not make a
+// lookup name the owner's successor.
 //
 // Like every dhtkit core it does no I/O: the driver calls receive() with each
 // message and tick() at next_wakeup() (or periodically), and sends what it
@@ -460,6 +465,10 @@ class basic_router {
     std::optional<peer_type> span_owner;
     std::vector<peer_type> span;
     std::size_t owner_index = 0;
+    // owners[redirect] is a predecessor a verified owner named as the key's
+    // real owner (see on_verify_reply); asked even if this node took it for dead.
+    std::optional<std::size_t> redirect;
+    std::size_t redirects = 0;
     bool verifying = false;
     std::uint32_t hops = 0;
     std::uint32_t timeouts = 0;
@@ -959,6 +968,7 @@ class basic_router {
     s.verifying = true;
     s.owners = owners;
     s.owner_index = 0;
+    s.redirect.reset();
     if (!config_.verify_owner && s.why != purpose::join) {
       complete(s, owners.front(), {});
       return;
@@ -977,7 +987,7 @@ class basic_router {
         }
         return;
       }
-      if (dead_.contains(o.id)) {
+      if (dead_.contains(o.id) && s.redirect != s.owner_index) {
         ++s.owner_index;
         continue;
       }
@@ -1039,7 +1049,24 @@ class basic_router {
     if (s.candidates.size() > config_.max_lookup_candidates) s.candidates.pop_back();
   }
 
-  void on_verify_reply(lookup_state& s, const peer_type& o, const detail::state_reply<Address>& m) {
+  void on_verify_reply(lookup_state& s, const peer_type& o, const detail::state_reply<Address>& m,
+                       time_point now) {
+    // The owner candidate answered, but is it the owner? The list that named
+    // it may have skipped its predecessor: the namer had not adopted a new
+    // node yet, or this node took the predecessor for dead after lost
+    // messages. If o's predecessor p lies in [key, o), p owns the key as far
+    // as o knows; ask p (once, even if taken for dead here), and keep o as
+    // the answer if p does not reply. Each redirect moves strictly closer to
+    // the key, so this ends; it is bounded besides.
+    if (s.why != purpose::join && m.has_predecessor && m.predecessor.id != o.id &&
+        s.redirects < config_.max_successor_list_length &&
+        detail::distance(s.key, m.predecessor.id.value) < detail::distance(s.key, o.id.value)) {
+      ++s.redirects;
+      s.owners.insert(s.owners.begin() + static_cast<std::ptrdiff_t>(s.owner_index), m.predecessor);
+      s.redirect = s.owner_index;
+      verify_next(s, now);
+      return;
+    }
     if (s.why == purpose::join) {
       if (!valid_list(o.id, m.successors, config_.max_successor_list_length)) {
         complete(s, self_, errc::lookup_failed);
@@ -1138,7 +1165,14 @@ class basic_router {
         } else if (req.kind == req_kind::route) {
           route_next(s, now);
         } else {
-          ++s.owner_index;
+          // One lost message must not make the owner's successor the
+          // answer: ask the same owner again until it has missed
+          // failure_threshold requests (verify_next then skips it as dead).
+          // A redirect target gets one try: the node that named it answered.
+          if (s.redirect == s.owner_index) {
+            s.redirect.reset();
+            ++s.owner_index;
+          }
           verify_next(s, now);
         }
         break;
@@ -1198,7 +1232,8 @@ class basic_router {
       case req_kind::check_predecessor:
         break;
       case req_kind::verify:
-        if (auto it = lookups_.find(req->context); it != lookups_.end()) on_verify_reply(it->second, p, m);
+        if (auto it = lookups_.find(req->context); it != lookups_.end())
+          on_verify_reply(it->second, p, m, now);
         break;
       case req_kind::route:
         // A state reply to a routing request: the wrong answer is no answer,
