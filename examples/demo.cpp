@@ -219,14 +219,16 @@ void chord_walkthrough(std::uint64_t seed) {
   std::vector<std::size_t> live;
   // A driver: send what the router wrote, keep lookup results, rejoin after a failed join.
   std::function<void(std::size_t)> flush = [&](std::size_t i) {
-    auto& out = nodes[i]->outbox();
+    auto out = std::move(nodes[i]->outbox());
+    nodes[i]->outbox().clear();
     for (const auto& m : out.messages) (void)transports[i]->send(m.to, m.bytes);
     results.insert(results.end(), out.lookups.begin(), out.lookups.end());
     for (const auto& s : out.status)
-      if (s.kind == dhtkit::chord::status_kind::join_failed)
-        (void)nodes[i]->join(transports[0]->local_endpoint(), net.now());
-    out.clear();
+      if (s.kind == dhtkit::chord::status_kind::join_failed &&
+          !nodes[i]->join(transports[0]->local_endpoint(), net.now()))
+        flush(i);
   };
+
   std::function<void(std::size_t)> tick = [&](std::size_t i) {
     nodes[i]->tick(net.now());
     flush(i);
