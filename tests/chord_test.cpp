@@ -863,7 +863,7 @@ TEST_CASE("chord: a router over real network endpoints (IPv4 and IPv6)", "[chord
   CHECK(a.stats().rejected == before + 1);
 }
 
-TEST_CASE("chord: rings of 128..1024 nodes converge and route correctly", "[chord][sim][long]") {
+TEST_CASE("chord: rings of 128..1024 nodes converge and route correctly", "[chord][sim][.long]") {
   for (std::size_t n : {128, 256, 512, 1024}) {
     for (std::uint64_t seed : dhtkit::test::seeds(2)) {
       DHTKIT_SEED_SCOPE(seed);

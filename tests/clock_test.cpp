@@ -433,7 +433,7 @@ TEST_CASE("clocks against happened-before in random message-passing histories", 
   }
 }
 
-TEST_CASE("clocks against happened-before in long random histories", "[clock][vector][lamport][long]") {
+TEST_CASE("clocks against happened-before in long random histories", "[clock][vector][lamport][.long]") {
   for (std::uint64_t seed : dhtkit::test::seeds(300)) {
     DHTKIT_SEED_SCOPE(seed);
     check_history(run_history(seed, history::max_events));

@@ -688,7 +688,7 @@ TEST_CASE("membership: under 10 % loss the invariants hold and crashes are still
 // once per 1e5 member-periods under 10 % loss (before the buddy-system and
 // push-pull fixes: about 4e-5).
 TEST_CASE("membership: false DEAD with Lifeguard under 10 % loss stays below 1e-5 per member-period",
-          "[membership][sim][long]") {
+          "[membership][sim][.long]") {
   for (std::uint64_t seed : dhtkit::test::seeds(2)) {
     DHTKIT_SEED_SCOPE(seed);
     sim::network_config net;

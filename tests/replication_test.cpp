@@ -237,7 +237,7 @@ TEST_CASE("without read repair and anti-entropy, replicas that missed writes sta
   REQUIRE(diverged > 0);
 }
 
-TEST_CASE("seeded fault scenarios, many seeds", "[replication][sim][long]") {
+TEST_CASE("seeded fault scenarios, many seeds", "[replication][sim][.long]") {
   for (std::uint64_t seed : dhtkit::test::seeds(500, 1000)) {
     DHTKIT_SEED_SCOPE(seed);
     const auto r = dhtkit::test::run_scenario(dhtkit::test::scenario_config::random(seed));

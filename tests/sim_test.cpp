@@ -338,7 +338,7 @@ TEST_CASE("sim: the trace hash does not depend on whether a sink is attached", "
   CHECK(run_scenario(3, true).hash == run_scenario(3, false).hash);
 }
 
-TEST_CASE("sim: long determinism sweep", "[sim][determinism][long]") {
+TEST_CASE("sim: long determinism sweep", "[sim][determinism][.long]") {
   for (std::uint64_t seed : dhtkit::test::seeds(500)) {
     DHTKIT_SEED_SCOPE(seed);
     CHECK(run_scenario(seed, false).hash == run_scenario(seed, false).hash);
