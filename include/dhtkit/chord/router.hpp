@@ -150,7 +150,10 @@ struct router_config {
   // above the ~log2 N a converged ring needs.
   std::size_t max_hops = 64;
   // Timed-out hops a lookup survives before it fails with lookup_failed.
-  std::size_t max_timeouts_per_lookup = 8;
+  // 16: right after half the ring crashes a lookup meets several dead hops,
+  // and a dead owner costs failure_threshold timeouts plus one for the
+  // predecessor its successor still names (at most 8 s at the default timeout).
+  std::size_t max_timeouts_per_lookup = 16;
   // Lookups in flight at once (client, finger and join lookups together);
   // beyond, lookup() fails with limit_exceeded.
   std::size_t max_pending_lookups = 1024;
@@ -469,6 +472,10 @@ class basic_router {
     // real owner (see on_verify_reply); asked even if this node took it for dead.
     std::optional<std::size_t> redirect;
     std::size_t redirects = 0;
+    // Redirect targets, once per time they did not answer: the owner that
+    // named one may name it again until its own check_predecessor notices,
+    // so one is asked at most failure_threshold times, like any peer.
+    std::vector<node_id> silent;
     bool verifying = false;
     std::uint32_t hops = 0;
     std::uint32_t timeouts = 0;
@@ -1055,11 +1062,14 @@ class basic_router {
     // it may have skipped its predecessor: the namer had not adopted a new
     // node yet, or this node took the predecessor for dead after lost
     // messages. If o's predecessor p lies in [key, o), p owns the key as far
-    // as o knows; ask p (once, even if taken for dead here), and keep o as
-    // the answer if p does not reply. Each redirect moves strictly closer to
-    // the key, so this ends; it is bounded besides.
+    // as o knows; ask p (even if taken for dead here), and keep o as the
+    // answer once p has not replied failure_threshold times. Each redirect
+    // moves strictly closer to the key or to a silent p, and their number is
+    // bounded besides.
     if (s.why != purpose::join && m.has_predecessor && m.predecessor.id != o.id &&
         s.redirects < config_.max_successor_list_length &&
+        static_cast<std::size_t>(std::count(s.silent.begin(), s.silent.end(), m.predecessor.id)) <
+            config_.failure_threshold &&
         detail::distance(s.key, m.predecessor.id.value) < detail::distance(s.key, o.id.value)) {
       ++s.redirects;
       s.owners.insert(s.owners.begin() + static_cast<std::ptrdiff_t>(s.owner_index), m.predecessor);
@@ -1170,6 +1180,7 @@ class basic_router {
           // failure_threshold requests (verify_next then skips it as dead).
           // A redirect target gets one try: the node that named it answered.
           if (s.redirect == s.owner_index) {
+            s.silent.push_back(s.owners[s.owner_index].id);
             s.redirect.reset();
             ++s.owner_index;
           }
