@@ -5,27 +5,14 @@
 #include <memory>
 #include <vector>
 
+#include "support/asio_run.hpp"
 #include "support/catch.hpp"
 #include "support/membership_udp_driver.hpp"
 
 using namespace dhtkit;
 using namespace std::chrono_literals;
 
-namespace {
-
-template <class Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds bound) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!done()) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return done();
-    io.restart();
-    io.run_one_for(std::min<std::chrono::steady_clock::duration>(deadline - now, 50ms));
-  }
-  return true;
-}
-
-}  // namespace
+using test::run_until;
 
 TEST_CASE("membership over udp: a group forms and a closed member is declared dead", "[membership][udp]") {
   asio::io_context io;

@@ -24,6 +24,7 @@
 
 #include "dhtkit/transport/asio_tcp.hpp"
 #include "dhtkit/transport/asio_udp.hpp"
+#include "support/asio_run.hpp"
 #include "support/catch.hpp"
 #include "support/seeds.hpp"
 #include "support/transport_conformance.hpp"
@@ -33,18 +34,7 @@ namespace {
 using namespace std::chrono_literals;
 using bytes = std::vector<std::byte>;
 
-// Drives `io` until `done()` or `bound` of wall time.
-template <class Pred>
-bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds bound) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (!done()) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return done();
-    io.restart();
-    io.run_one_for(deadline - now);
-  }
-  return true;
-}
+using dhtkit::test::run_until;
 
 // A port nobody listens on (for TCP and UDP): bind, read the port, close.
 template <class Protocol>
@@ -100,7 +90,7 @@ struct asio_fixture {
   }
   template <class Pred>
   bool run_until(Pred done, std::chrono::milliseconds bound) {
-    return ::run_until(io, done, bound);
+    return dhtkit::test::run_until(io, done, bound);
   }
   void stop_b() { b_->close(); }
   void restart_b() {
