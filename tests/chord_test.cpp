@@ -634,6 +634,16 @@ TEST_CASE("chord: hostile and broken messages are rejected, never trusted", "[ch
       REQUIRE(f.a.successor().id == node_id{200});
     }
   }
+  SECTION("a peer that answers only with broken replies is taken for dead") {
+    // A rejected reply counts as no answer and must not clear the peer's
+    // misses, or a successor answering garbage would be asked forever.
+    std::vector<dhtkit::chord::peer<ep>> backwards{{node_id{400}, ep{4}}, {node_id{300}, ep{3}}};
+    for (std::size_t i = 0; i < f.a.config().failure_threshold && !f.a.is_dead(node_id{200}); ++i) {
+      const std::uint64_t req = f.next_state_request_from_a();
+      f.deliver_to_a(detail::state_reply<ep>{req, true, {node_id{100}, ep{1}}, backwards}, node_id{200});
+    }
+    CHECK(f.a.is_dead(node_id{200}));
+  }
   SECTION("a reply from someone other than the node asked") {
     const std::uint64_t req = f.next_state_request_from_a();
     const std::uint64_t before = rejected();

@@ -135,7 +135,8 @@ struct router_config {
   // (fingers inside (self, successor] are set without one).
   duration fix_fingers_period = seconds(1);
   std::size_t fingers_per_fix = 1;
-  // How often the predecessor is pinged; one missed answer makes it dead.
+  // How often the predecessor is pinged; failure_threshold missed answers
+  // in a row make it dead.
   duration check_predecessor_period = seconds(1);
   // Per-request (per-hop) timeout: a peer that has not answered by then is
   // treated as dead by this node until it is heard from again.
@@ -151,8 +152,9 @@ struct router_config {
   std::size_t max_hops = 64;
   // Timed-out hops a lookup survives before it fails with lookup_failed.
   // 16: right after half the ring crashes a lookup meets several dead hops,
-  // and a dead owner costs failure_threshold timeouts plus one for the
-  // predecessor its successor still names (at most 8 s at the default timeout).
+  // and a dead owner costs failure_threshold timeouts, and as many again for
+  // the redirects back to it while its successor still names it. A lookup
+  // that fails this way takes about 8.5 s at the default request_timeout.
   std::size_t max_timeouts_per_lookup = 16;
   // Lookups in flight at once (client, finger and join lookups together);
   // beyond, lookup() fails with limit_exceeded.
@@ -989,9 +991,9 @@ class basic_router {
       if (o.id == self_.id) {
         if (s.why == purpose::join) {
           complete(s, self_, errc::duplicate_node);
-        } else {
-          complete(s, self_, {});
+          return;
         }
+        complete(s, self_, {});
         return;
       }
       if (dead_.contains(o.id) && s.redirect != s.owner_index) {
@@ -1056,6 +1058,22 @@ class basic_router {
     if (s.candidates.size() > config_.max_lookup_candidates) s.candidates.pop_back();
   }
 
+  // Whether a lookup verifying owner o should ask o's predecessor p instead:
+  // p lies in [key, o), has not been silent failure_threshold times in this
+  // lookup, and the redirects stay bounded.
+  bool may_redirect(const lookup_state& s, const peer_type& p, const peer_type& o) const {
+    return p.id != o.id && s.redirects < config_.max_successor_list_length &&
+           static_cast<std::size_t>(std::count(s.silent.begin(), s.silent.end(), p.id)) <
+               config_.failure_threshold &&
+           detail::distance(s.key, p.id.value) < detail::distance(s.key, o.id.value);
+  }
+
+  void redirect_to(lookup_state& s, const peer_type& p) {
+    ++s.redirects;
+    s.owners.insert(s.owners.begin() + static_cast<std::ptrdiff_t>(s.owner_index), p);
+    s.redirect = s.owner_index;
+  }
+
   void on_verify_reply(lookup_state& s, const peer_type& o, const detail::state_reply<Address>& m,
                        time_point now) {
     // The owner candidate answered, but is it the owner? The list that named
@@ -1066,14 +1084,8 @@ class basic_router {
     // answer once p has not replied failure_threshold times. Each redirect
     // moves strictly closer to the key or to a silent p, and their number is
     // bounded besides.
-    if (s.why != purpose::join && m.has_predecessor && m.predecessor.id != o.id &&
-        s.redirects < config_.max_successor_list_length &&
-        static_cast<std::size_t>(std::count(s.silent.begin(), s.silent.end(), m.predecessor.id)) <
-            config_.failure_threshold &&
-        detail::distance(s.key, m.predecessor.id.value) < detail::distance(s.key, o.id.value)) {
-      ++s.redirects;
-      s.owners.insert(s.owners.begin() + static_cast<std::ptrdiff_t>(s.owner_index), m.predecessor);
-      s.redirect = s.owner_index;
+    if (s.why != purpose::join && m.has_predecessor && may_redirect(s, m.predecessor, o)) {
+      redirect_to(s, m.predecessor);
       verify_next(s, now);
       return;
     }
@@ -1178,7 +1190,10 @@ class basic_router {
           // One lost message must not make the owner's successor the
           // answer: ask the same owner again until it has missed
           // failure_threshold requests (verify_next then skips it as dead).
-          // A redirect target gets one try: the node that named it answered.
+          // A redirect target gets one try per redirect: the node that
+          // named it answered. (An owner found dead here is still a
+          // redirect target if its successor names it: this node's misses
+          // count across requests, so it may have been one lost message.)
           if (s.redirect == s.owner_index) {
             s.silent.push_back(s.owners[s.owner_index].id);
             s.redirect.reset();
@@ -1225,14 +1240,18 @@ class basic_router {
   void handle(const Address& from, node_id sender, const detail::state_reply<Address>& m, time_point now) {
     auto req = take_request(m.request, sender, from);
     if (!req) return;
-    forget_dead(sender);
     const peer_type p{sender, req->address};
     if (!valid_list(sender, m.successors, config_.max_successor_list_length) ||
-        (m.has_predecessor && m.predecessor.id == sender)) {
+        (m.has_predecessor && m.predecessor.id == sender) || req->kind == req_kind::route) {
+      // A hostile or broken answer, or a state reply to a routing request,
+      // is no answer (else the lookup would wait forever for a request
+      // already taken); nor does it clear the sender's misses, or a peer
+      // answering only garbage would never be taken for dead.
       ++stats_.rejected;
-      on_timeout(*req, now);  // a hostile or broken answer is no answer
+      on_timeout(*req, now);
       return;
     }
+    forget_dead(sender);
     switch (req->kind) {
       case req_kind::stabilize_successor:
         on_stabilize_reply(p, m, now);
@@ -1247,11 +1266,7 @@ class basic_router {
           on_verify_reply(it->second, p, m, now);
         break;
       case req_kind::route:
-        // A state reply to a routing request: the wrong answer is no answer,
-        // or the lookup would wait forever for a request already taken.
-        ++stats_.rejected;
-        on_timeout(*req, now);
-        break;
+        break;  // handled above
     }
   }
 
@@ -1285,7 +1300,6 @@ class basic_router {
   void handle(const Address& from, node_id sender, const detail::find_reply<Address>& m, time_point now) {
     auto req = take_request(m.request, sender, from);
     if (!req) return;
-    forget_dead(sender);
     if (req->kind != req_kind::route) {
       // A routing reply to a state request (stabilize, check_predecessor,
       // verify): no answer, else stabilize or the lookup would stall forever.
@@ -1293,6 +1307,7 @@ class basic_router {
       on_timeout(*req, now);
       return;
     }
+    forget_dead(sender);
     auto it = lookups_.find(req->context);
     if (it == lookups_.end()) return;
     on_route_reply(it->second, peer_type{sender, req->address}, m, now);
