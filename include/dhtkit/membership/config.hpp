@@ -2,7 +2,7 @@
 //
 // One plain struct with a comment on every default and three presets in the
 // manner of memberlist's DefaultLANConfig / DefaultWANConfig /
-// DefaultLocalConfig. Lifeguard's three refinements (local health, dynamic
+// DefaultLocalConfig. Lifeguard's refinements (local health, dynamic
 // suspicion timeout with nacks, buddy system) are switches, so plain SWIM and
 // SWIM + Lifeguard can be run side by side. basic_swim validates the struct
 // once, at construction (std::invalid_argument with the reason).
