@@ -818,4 +818,6 @@ TEST_CASE("wire: a million random and mutated inputs never crash or over-allocat
   check_flood(10, 100000);
 }
 
-TEST_CASE("wire: ten million random and mutated inputs", "[wire][random][.long]") { check_flood(100, 100000); }
+TEST_CASE("wire: ten million random and mutated inputs", "[wire][random][.long]") {
+  check_flood(100, 100000);
+}
