@@ -989,11 +989,8 @@ class basic_router {
     while (s.owner_index < s.owners.size()) {
       const peer_type o = s.owners[s.owner_index];
       if (o.id == self_.id) {
-        if (s.why == purpose::join) {
-          complete(s, self_, errc::duplicate_node);
-          return;
-        }
-        complete(s, self_, {});
+        complete(s, self_,
+                 s.why == purpose::join ? std::error_code(errc::duplicate_node) : std::error_code{});
         return;
       }
       if (dead_.contains(o.id) && s.redirect != s.owner_index) {
