@@ -44,7 +44,7 @@ namespace {
 
 using dhtkit::node_id;
 using dhtkit::test::chord_cluster;
-using rng_t = dhtkit::sim::detail::random_engine;
+using rng_t = dhtkit::random_engine;
 
 struct lookup_figures {
   std::size_t issued = 0;
@@ -278,7 +278,7 @@ void churn(const dhtkit::bench::reporter& out, bool quick) {
     c.run_rounds(2);
     // Events: a crash and a join, each at rate k per 30 s, as independent
     // per-second Bernoulli draws (k/30 per second); 10 lookups per second.
-    const std::uint64_t threshold = dhtkit::sim::detail::probability_threshold(k / 30.0);
+    const std::uint64_t threshold = dhtkit::probability_threshold(k / 30.0);
     std::size_t issued = 0, failed = 0;
     const std::uint64_t sent_before = c.messages_sent();
     const auto wall0 = std::chrono::steady_clock::now();

@@ -63,7 +63,7 @@ std::string p_n(std::size_t n) { return "\"n\":" + std::to_string(n); }
 // Joins member i through a random already-joined member, spaced, then waits
 // for everyone to know everyone.
 bool form(membership_cluster& c, std::uint64_t seed) {
-  sim::detail::random_engine rng(seed);
+  random_engine rng(seed);
   for (std::size_t i = 1; i < c.nodes.size(); ++i) {
     c.net.run_for(millis(5));
     c.join(i, static_cast<std::size_t>(rng.below(std::min<std::size_t>(i, 16))));
@@ -85,7 +85,7 @@ void detection(std::size_t n, std::size_t trials, const dhtkit::bench::reporter&
       std::fprintf(stderr, "n=%zu: group did not form\n", n);
       return;
     }
-    sim::detail::random_engine rng(seed * 31);
+    random_engine rng(seed * 31);
     node_id subject{};
     std::uint32_t inc = 0;
     std::size_t updated = 0;

@@ -31,7 +31,7 @@ using dhtkit::node_id;
 using dhtkit::time_point;
 using dhtkit::chord::router_config;
 using dhtkit::test::chord_cluster;
-using rng_t = dhtkit::sim::detail::random_engine;
+using rng_t = dhtkit::random_engine;
 namespace detail = dhtkit::chord::detail;
 using ep = dhtkit::sim::endpoint;
 using codec_t = dhtkit::wire::codec<detail::state_request, detail::state_reply<ep>, detail::rectify<ep>,

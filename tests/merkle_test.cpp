@@ -7,7 +7,7 @@
 
 #include "dhtkit/core/hash.hpp"
 #include "dhtkit/replication/merkle.hpp"
-#include "dhtkit/transport/detail/sim_random.hpp"
+#include "dhtkit/core/random.hpp"
 #include "support/catch.hpp"
 #include "support/seeds.hpp"
 
@@ -26,7 +26,7 @@ TEST_CASE("merkle header example", "[merkle]") {
 TEST_CASE("merkle diff finds exactly the differing buckets", "[merkle]") {
   for (std::uint64_t seed : dhtkit::test::seeds(50)) {
     DHTKIT_SEED_SCOPE(seed);
-    dhtkit::sim::detail::random_engine rng(seed);
+    dhtkit::random_engine rng(seed);
     const std::uint32_t range_bits = static_cast<std::uint32_t>(rng.below(4));
     const std::uint64_t begin = range_bits == 0 ? 0 : (rng.next() >> (64 - range_bits)) << (64 - range_bits);
     dhtkit::merkle_config config{static_cast<std::uint32_t>(1 + rng.below(4)),

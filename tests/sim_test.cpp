@@ -350,11 +350,11 @@ TEST_CASE("sim: the random engine is a fixed algorithm", "[sim][determinism]") {
   // The expected values come from an independent transcription of SplitMix64
   // seeding and xoshiro256** (checked against the reference vectors for the
   // state {1, 2, 3, 4}: 11520, 0, 1509978240, 1215971899390074240).
-  dhtkit::sim::detail::random_engine r(0);
+  dhtkit::random_engine r(0);
   CHECK(r.next() == 0x99ec5f36cb75f2b4ULL);
   CHECK(r.next() == 0xbf6e1f784956452aULL);
   CHECK(r.next() == 0x1a5f849d4933e6e0ULL);
-  dhtkit::sim::detail::random_engine other(1);
+  dhtkit::random_engine other(1);
   CHECK(other.next() != 0x99ec5f36cb75f2b4ULL);
   // below() stays in range and covers it.
   std::array<int, 10> counts{};
@@ -365,9 +365,9 @@ TEST_CASE("sim: the random engine is a fixed algorithm", "[sim][determinism]") {
   }
   for (int c : counts) CHECK((c > 800 && c < 1200));
   CHECK(r.below(0) == 0);
-  CHECK(dhtkit::sim::detail::probability_threshold(0.0) == 0);
-  CHECK(dhtkit::sim::detail::probability_threshold(1.0) == std::uint64_t{1} << 53);
-  CHECK(dhtkit::sim::detail::probability_threshold(0.5) == std::uint64_t{1} << 52);
+  CHECK(dhtkit::probability_threshold(0.0) == 0);
+  CHECK(dhtkit::probability_threshold(1.0) == std::uint64_t{1} << 53);
+  CHECK(dhtkit::probability_threshold(0.5) == std::uint64_t{1} << 52);
 }
 
 // ---- faults -------------------------------------------------------------------

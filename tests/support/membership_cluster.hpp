@@ -19,7 +19,7 @@
 
 #include "dhtkit/core/node_id.hpp"
 #include "dhtkit/membership/swim.hpp"
-#include "dhtkit/transport/detail/sim_random.hpp"
+#include "dhtkit/core/random.hpp"
 #include "dhtkit/transport/sim.hpp"
 
 namespace dhtkit::test {
@@ -209,7 +209,7 @@ class membership_cluster {
   }
 
   membership::swim_config config_;
-  sim::detail::random_engine rng_;
+  random_engine rng_;
   std::uint64_t seed_;
 };
 

@@ -48,7 +48,7 @@
 #include <vector>
 
 #include "dhtkit/replication/coordinator.hpp"
-#include "dhtkit/transport/detail/sim_random.hpp"
+#include "dhtkit/core/random.hpp"
 #include "dhtkit/transport/sim.hpp"
 
 namespace dhtkit::test {
@@ -87,7 +87,7 @@ struct scenario_config {
   // A random but valid scenario for a seed: 5..9 nodes, N/R/W among
   // 3/2/2, 3/1/3, 3/3/1, 3/2/2 strict, 5/3/3; odd seeds strict quorum.
   static scenario_config random(std::uint64_t seed) {
-    sim::detail::random_engine rng(seed ^ 0x5EED5EEDULL);
+    random_engine rng(seed ^ 0x5EED5EEDULL);
     scenario_config s;
     s.seed = seed;
     s.nodes = 5 + rng.below(5);
@@ -677,7 +677,7 @@ class replication_cluster {
 
   scenario_config config_;
   sim::network net_;
-  sim::detail::random_engine rng_;
+  random_engine rng_;
   ring<node_id> ring_{small_ring()};
   std::vector<std::unique_ptr<node_state>> nodes_;
   std::map<node_id, std::size_t> by_id_;

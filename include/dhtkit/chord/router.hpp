@@ -110,7 +110,7 @@
 #include "dhtkit/core/node_id.hpp"
 #include "dhtkit/core/result.hpp"
 #include "dhtkit/core/time.hpp"
-#include "dhtkit/transport/detail/sim_random.hpp"
+#include "dhtkit/core/random.hpp"
 #include "dhtkit/transport/wire.hpp"
 
 namespace dhtkit::chord {
@@ -1323,7 +1323,7 @@ class basic_router {
   peer_type self_;
   router_config config_;
   std::size_t r_;
-  sim::detail::random_engine rng_;
+  random_engine rng_;
   codec_type codec_;
   router_state state_ = router_state::idle;
   std::vector<peer_type> succ_;

@@ -62,7 +62,7 @@
 #include "dhtkit/membership/detail/broadcast_queue.hpp"
 #include "dhtkit/membership/detail/formulas.hpp"
 #include "dhtkit/membership/detail/messages.hpp"
-#include "dhtkit/transport/detail/sim_random.hpp"
+#include "dhtkit/core/random.hpp"
 #include "dhtkit/transport/wire.hpp"
 
 namespace dhtkit::membership {
@@ -1138,7 +1138,7 @@ class basic_swim {
 
   swim_config config_;
   detail::swim_codec<Address> codec_;
-  sim::detail::random_engine rng_;
+  random_engine rng_;
   detail::awareness awareness_;
   detail::broadcast_queue<update> queue_;
 

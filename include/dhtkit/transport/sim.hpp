@@ -57,7 +57,7 @@
 #include "dhtkit/core/hash.hpp"
 #include "dhtkit/core/time.hpp"
 #include "dhtkit/transport/detail/callback_slot.hpp"
-#include "dhtkit/transport/detail/sim_random.hpp"
+#include "dhtkit/core/random.hpp"
 #include "dhtkit/transport/transport.hpp"
 
 namespace dhtkit::sim {
@@ -609,9 +609,9 @@ class network {
                        c.latency_mean.count(),
                        c.jitter.count(),
                        c.reorder_delay.count(),
-                       detail::probability_threshold(c.loss),
-                       detail::probability_threshold(c.duplicate),
-                       detail::probability_threshold(c.reorder)};
+                       dhtkit::probability_threshold(c.loss),
+                       dhtkit::probability_threshold(c.duplicate),
+                       dhtkit::probability_threshold(c.reorder)};
   }
 
   static constexpr std::uint64_t key(endpoint from, endpoint to) noexcept {
@@ -881,7 +881,7 @@ class network {
 
   std::uint64_t seed_;
   network_config config_;
-  detail::random_engine rng_;
+  dhtkit::random_engine rng_;
   link_params default_link_;
   time_point now_{};
   std::vector<std::unique_ptr<node_transport>> nodes_;

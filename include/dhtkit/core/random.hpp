@@ -1,18 +1,26 @@
-// The simulator's random engine and draws.
+// The random engine every dhtkit core and the simulator draw from.
 //
-// std::mt19937 is portable but std::uniform_int_distribution and friends are
-// not: each standard library implements them differently, so a seed would
-// replay differently under libstdc++ and libc++. The simulator therefore uses
-// a fixed algorithm (xoshiro256**, seeded through SplitMix64) and draws built
-// from integer arithmetic only -- no floating point on the hot path, so no
-// rounding or fused-multiply-add differences between CPUs either.
+// Protocol cores take their randomness from an engine the driver seeds (the
+// one rule: no global random source), so a seed replays a run exactly. That
+// needs more than a seed: std::mt19937 is portable but
+// std::uniform_int_distribution and friends are not -- each standard library
+// implements them differently, so a seed would replay differently under
+// libstdc++ and libc++. dhtkit therefore uses a fixed algorithm
+// (xoshiro256**, seeded through SplitMix64) and draws built from integer
+// arithmetic only -- no floating point on the hot path, so no rounding or
+// fused-multiply-add differences between CPUs either.
+//
+//   dhtkit::random_engine rng(/*seed=*/42);
+//   std::uint64_t die = rng.below(6) + 1;                       // 1..6
+//   const auto one_in_ten = dhtkit::probability_threshold(0.1);  // computed once
+//   bool lost = rng.chance(one_in_ten);
 #pragma once
 
 #include <cstdint>
 
 #include "dhtkit/core/hash.hpp"
 
-namespace dhtkit::sim::detail {
+namespace dhtkit {
 
 class random_engine {
  public:
@@ -76,4 +84,4 @@ inline std::uint64_t probability_threshold(double p) noexcept {
   return static_cast<std::uint64_t>(p * 9007199254740992.0);
 }
 
-}  // namespace dhtkit::sim::detail
+}  // namespace dhtkit
