@@ -23,6 +23,10 @@
 //   auto got = codec.decode(*bytes);                          // result<codec<ping, pong>::decoded>
 //   if (got && std::holds_alternative<ping>(got->message)) { /* got->sender == node_id{42} */ }
 //
+// A node that runs several protocols decodes each envelope once
+// (decode_envelope), picks the protocol by the tag's range (wire_tags.hpp)
+// and hands the checked envelope to that protocol's codec.decode(envelope).
+//
 // Envelope layout (all integers little-endian, 24-byte fixed header):
 //
 //   | offset | size | field          | meaning                                            |
@@ -291,7 +295,16 @@ class codec {
   result<decoded> decode(std::span<const std::byte> bytes) const noexcept {
     auto env = decode_envelope(bytes, limits_);
     if (!env) return env.error();
-    return dispatch<Msgs...>(*env);
+    return decode(*env);
+  }
+
+  // The payload of an envelope a dispatcher already checked with
+  // decode_envelope, so its header and checksum are not looked at twice. The
+  // dispatcher may allow larger messages than this codec does: the payload
+  // is held to this codec's limit here.
+  result<decoded> decode(const envelope& env) const noexcept {
+    if (env.payload.size() > detail::max_payload(limits_)) return errc::message_too_large;
+    return dispatch<Msgs...>(env);
   }
 
  private:
