@@ -1,7 +1,7 @@
 // What every dhtkit benchmark shares: the optimizer barrier, the command line
 // and the output format.
 //
-// Output is JSON Lines on stdout, one object per figure (see DESIGN.md), with
+// Output is JSON Lines on stdout, one object per figure (see README, "Benchmarks"), with
 // `baseline`, `baseline_value` and `ratio` when the figure has a baseline
 // measured in the same run; a human-readable line per figure goes to stderr.
 //
