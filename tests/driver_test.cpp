@@ -14,6 +14,7 @@
 
 #include "dhtkit/core/endpoint.hpp"
 #include "dhtkit/driver/asio_driver.hpp"
+#include "dhtkit/driver/dispatcher.hpp"
 #include "dhtkit/driver/protocol_core.hpp"
 #include "dhtkit/driver/sim_driver.hpp"
 #include "dhtkit/transport/asio_udp.hpp"
@@ -148,7 +149,71 @@ struct polls_instead {
 };
 static_assert(!protocol_core<polls_instead>);
 
+// A second protocol in the applications' range: counts notes, never replies.
+struct note {
+  static constexpr std::uint16_t wire_type = 0x8001;
+  template <class Archive>
+  void serialize(Archive&) {}
+};
+
+class notebook {
+ public:
+  using address_type = sim::endpoint;
+  using outbox_type = message_outbox<sim::endpoint>;
+  static constexpr wire::tag_range wire_tags = wire::tags::application;
+
+  std::error_code receive(const sim::endpoint& from, std::span<const std::byte> bytes, time_point now) {
+    auto env = wire::decode_envelope(bytes);
+    if (!env) return env.error();
+    return receive(from, *env, now);
+  }
+  std::error_code receive(const sim::endpoint&, const wire::envelope& env, time_point) {
+    ++stats_.messages_received;
+    if (auto m = codec_.decode(env); !m) {
+      ++stats_.rejected;
+      return m.error();
+    }
+    ++notes;
+    return {};
+  }
+  void tick(time_point) {}
+  std::optional<time_point> next_wakeup() const noexcept { return std::nullopt; }
+  outbox_type take_outbox() { return {}; }
+  const message_stats& stats() const noexcept { return stats_; }
+
+  std::size_t notes = 0;
+
+ private:
+  wire::codec<note> codec_;
+  message_stats stats_;
+};
+static_assert(protocol_core<notebook>);
+
 }  // namespace
+
+TEST_CASE("driver: a dispatcher checks each envelope once and routes it by tag range", "[driver][wire]") {
+  beacon<sim::endpoint> b(node_id{1}, sim::endpoint{2}, millis(10), 0);
+  notebook n;
+  dispatcher<beacon<sim::endpoint>, notebook> dispatch(b, n);
+  const sim::endpoint from{2};
+  const time_point now{};
+  auto to_beacon = wire::encode(beat{1}, node_id{2}).value();
+  auto to_notebook = wire::encode(note{}, node_id{2}).value();
+  CHECK_FALSE(dispatch.receive(from, to_beacon, now));
+  CHECK_FALSE(dispatch.receive(from, to_notebook, now));
+  CHECK(b.stats().messages_received == 1);
+  CHECK(b.take_outbox().messages.size() == 1);  // the echo
+  CHECK(n.notes == 1);
+
+  // A tag nobody owns, and a broken envelope, stop at the dispatcher.
+  auto chord_tag = wire::encode(other{}, node_id{2}).value();
+  CHECK(dispatch.receive(from, chord_tag, now) == errc::unknown_message_type);
+  to_notebook[20] ^= std::byte{1};  // the checksum no longer matches
+  CHECK(dispatch.receive(from, to_notebook, now) == errc::bad_checksum);
+  CHECK(dispatch.rejected() == 2);
+  CHECK(b.stats().messages_received == 1);
+  CHECK(n.stats().messages_received == 1);
+}
 
 TEST_CASE("driver: the tag registry is disjoint and refuses an overlap", "[driver][wire]") {
   STATIC_REQUIRE(wire::disjoint(wire::tags::registered));
