@@ -4,10 +4,6 @@
 // and frame parsing ("inbound"), and the graceful shutdown that ties them
 // together. Everything runs on one strand.
 //
-// Not a standalone header: impl holds a tcp_transport_config, which stays in
-// asio_tcp.hpp where users read it, so asio_tcp.hpp includes this file right
-// after the config (and the public class after it needs impl complete).
-//
 // One class rather than an outbound and an inbound file: both halves share the
 // strand, the closed/shutdown state and the counters, and call into each
 // other (close() drops both, the shutdown checks both), so splitting it would
@@ -47,6 +43,7 @@
 #include "dhtkit/transport/detail/tcp_counters.hpp"
 #include "dhtkit/transport/detail/tcp_framing.hpp"
 #include "dhtkit/transport/detail/tcp_peers.hpp"
+#include "dhtkit/transport/tcp_config.hpp"
 #include "dhtkit/transport/transport.hpp"
 
 namespace dhtkit::detail::tcp {
