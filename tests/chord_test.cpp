@@ -37,6 +37,9 @@ using ep = dhtkit::sim::endpoint;
 using codec_t = dhtkit::wire::codec<detail::state_request, detail::state_reply<ep>, detail::rectify<ep>,
                                     detail::find_request, detail::find_reply<ep>, detail::leave_notice<ep>>;
 
+static_assert(dhtkit::protocol_core<dhtkit::test::sim_router>);
+static_assert(dhtkit::verdict_sink<dhtkit::test::sim_router>);
+
 // Recomputes the envelope checksum of an edited message, so that a decoder
 // sees exactly the edit rather than a bad checksum.
 void reseal(std::vector<std::byte>& bytes) {
@@ -202,6 +205,13 @@ TEST_CASE("chord: configuration is validated and r derived", "[chord]") {
                   std::invalid_argument);
   CHECK_THROWS_AS(bad([](router_config& x) { x.max_pending_range_events = 0; })(), std::invalid_argument);
   CHECK_NOTHROW(bad([](router_config&) {})());
+  // The message names the field; the presets are valid.
+  router_config zero;
+  zero.stabilize_period = dhtkit::duration::zero();
+  CHECK_THROWS_WITH(zero.validate(), "dhtkit::chord::router_config: stabilize_period must be in (0, 24 h]");
+  CHECK_NOTHROW(router_config::lan().validate());
+  CHECK_NOTHROW(router_config::wan().validate());
+  CHECK_NOTHROW(router_config::local().validate());
 }
 
 TEST_CASE("chord: arcs on the circle wrap around", "[chord]") {
@@ -896,4 +906,36 @@ TEST_CASE("chord: rings of 128..1024 nodes converge and route correctly", "[chor
       CHECK(s.correct == s.issued);
     }
   }
+}
+
+TEST_CASE("chord: receive says why a message was refused; next_wakeup and take_outbox", "[chord]") {
+  dhtkit::test::sim_router a(node_id{100}, ep{1}, {}, 1);
+  codec_t codec;
+  auto bytes = codec.encode(detail::find_request{1, 5}, node_id{200});
+  REQUIRE(bytes);
+  // Idle: refused, not counted, nothing to wake up for.
+  CHECK(a.receive(ep{2}, *bytes, time_point{}) == dhtkit::errc::not_joined);
+  CHECK(a.stats().messages_received == 0);
+  CHECK_FALSE(a.next_wakeup());
+  a.create(time_point{});
+  REQUIRE(a.next_wakeup());
+  CHECK_FALSE(a.receive(ep{2}, *bytes, time_point{}));  // taken: a find_reply is queued
+  // The envelope overload, as a dispatcher calls it.
+  auto env = dhtkit::wire::decode_envelope(*bytes);
+  REQUIRE(env);
+  CHECK_FALSE(a.receive(ep{2}, *env, time_point{}));
+  auto out = a.take_outbox();
+  CHECK(out.messages.size() == 2);
+  CHECK(a.outbox().empty());
+  // Undecodable, from our own id, invalid content.
+  std::vector<std::byte> junk(8, std::byte{0});
+  CHECK(a.receive(ep{2}, junk, time_point{}) == dhtkit::errc::bad_magic);
+  auto own = codec.encode(detail::find_request{1, 5}, node_id{100});
+  CHECK(a.receive(ep{2}, *own, time_point{}) == dhtkit::errc::duplicate_node);
+  auto forged = codec.encode(detail::rectify<ep>{{node_id{300}, ep{3}}}, node_id{200});
+  CHECK(a.receive(ep{2}, *forged, time_point{}) == dhtkit::errc::invalid_argument);
+  CHECK(a.stats().messages_received == 5);
+  CHECK(a.stats().rejected == 3);
+  a.leave(time_point{});
+  CHECK(a.receive(ep{2}, *bytes, time_point{}) == dhtkit::errc::not_joined);
 }

@@ -1,6 +1,6 @@
 // A simulated Chord ring for tests and benchmarks: N routers on one
-// sim::network, each driven the way a real driver would (messages through
-// the transport, tick() at next_wakeup()), plus the ground truth a test
+// sim::network, each driven by sim::core_driver the way a real driver would
+// (messages through the transport, tick() at next_wakeup()), plus the ground truth a test
 // checks them against: who is alive, the true successor of every node and
 // the true owner of every key, and Zave's ring invariants.
 //
@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "dhtkit/chord/router.hpp"
+#include "dhtkit/driver/sim_driver.hpp"
 #include "dhtkit/transport/sim.hpp"
 
 namespace dhtkit::test {
@@ -38,8 +39,10 @@ class chord_cluster {
   struct member {
     sim::node_transport* transport = nullptr;
     std::unique_ptr<sim_router> router;
+    // Delivers messages, ticks at next_wakeup() and drains the outbox into
+    // the event lists below (sim_driver.hpp).
+    std::unique_ptr<sim::core_driver<sim_router>> driver;
     bool crashed = false;
-    time_point armed = time_point::max();
     std::unordered_map<chord::lookup_id, chord::lookup_result<sim::endpoint>> results;
     std::vector<chord::range_event> ranges;
     std::vector<chord::status_event> status;
@@ -56,6 +59,7 @@ class chord_cluster {
   std::size_t size() const noexcept { return members_.size(); }
   member& at(std::size_t i) { return members_.at(i); }
   sim_router& router(std::size_t i) { return *members_.at(i).router; }
+  sim::core_driver<sim_router>& driver(std::size_t i) { return *members_.at(i).driver; }
   time_point now() const noexcept { return net_.now(); }
 
   // A node with the given id (not yet in the ring).
@@ -65,38 +69,30 @@ class chord_cluster {
     member m;
     m.transport = &t;
     m.router = std::make_unique<sim_router>(id, t.local_endpoint(), config_, mix64(seed_ ^ (index + 1)));
+    m.driver = std::make_unique<sim::core_driver<sim_router>>(t, *m.router);
+    m.driver->on_outbox = [this, index](sim_router::outbox_type& out) { record(index, out); };
     members_.push_back(std::move(m));
     by_endpoint_[t.local_endpoint().id] = index;
-    t.set_receive_handler([this, index](const sim::endpoint& from, std::span<const std::byte> bytes) {
-      member& self = members_[index];
-      self.router->receive(from, bytes, net_.now());
-      drain(index);
-    });
+    members_[index].driver->start();
     return index;
   }
 
   void create(std::size_t i) {
-    router(i).create(now());
-    drain(i);
+    driver(i).call([](sim_router& r, time_point now) { r.create(now); });
   }
   std::error_code join(std::size_t i, std::size_t via) {
-    const std::error_code ec = router(i).join(router(via).address(), now());
-    drain(i);
-    return ec;
+    const sim::endpoint bootstrap = router(via).address();
+    return driver(i).call([&](sim_router& r, time_point now) { return r.join(bootstrap, now); });
   }
   std::error_code leave(std::size_t i) {
-    const std::error_code ec = router(i).leave(now());
-    drain(i);
-    return ec;
+    return driver(i).call([](sim_router& r, time_point now) { return r.leave(now); });
   }
   void crash(std::size_t i) {
     members_.at(i).crashed = true;
     net_.crash(members_[i].transport->local_endpoint());
   }
   result<chord::lookup_id> lookup(std::size_t i, std::uint64_t key) {
-    auto id = router(i).lookup(key, now());
-    drain(i);
-    return id;
+    return driver(i).call([key](sim_router& r, time_point now) { return r.lookup(key, now); });
   }
   // The result of lookup `id` started at node i, once it completed.
   const chord::lookup_result<sim::endpoint>* result_of(std::size_t i, chord::lookup_id id) const {
@@ -268,7 +264,7 @@ class chord_cluster {
         if (idx != k) fingers[i] = peer_of(idx);
       }
       chord::detail::router_access::install(node, pred, succ, fingers, now());
-      drain(r[k].second);
+      driver(r[k].second).drain();
     }
   }
 
@@ -307,29 +303,12 @@ class chord_cluster {
     return by_id_;
   }
 
-  // Sends what router i produced, keeps its events, re-arms its tick.
-  void drain(std::size_t i) {
+  // Keeps the events of what router i produced (the driver sent its messages).
+  void record(std::size_t i, sim_router::outbox_type& out) {
     member& m = members_[i];
-    auto& out = m.router->outbox();
-    if (!m.crashed) {
-      for (auto& msg : out.messages) (void)m.transport->send(msg.to, msg.bytes);
-    }
     for (auto& l : out.lookups) m.results[l.id] = l;
     m.ranges.insert(m.ranges.end(), out.ranges.begin(), out.ranges.end());
     m.status.insert(m.status.end(), out.status.begin(), out.status.end());
-    out.clear();
-    const time_point t = m.router->next_wakeup();
-    if (t == time_point::max() || m.crashed) return;
-    if (t < m.armed || m.armed <= net_.now()) {
-      m.armed = t;
-      m.transport->schedule_at(t, [this, i, t] {
-        member& self = members_[i];
-        if (self.armed != t) return;  // superseded by an earlier wakeup
-        self.armed = time_point::max();
-        self.router->tick(net_.now());
-        drain(i);
-      });
-    }
   }
 
   std::uint64_t seed_;

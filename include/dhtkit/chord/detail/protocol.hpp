@@ -1,5 +1,5 @@
 // Chord internals: arithmetic on the 2^64 identifier circle and the wire
-// messages (type tags 0x0100-0x01FF). Not part of the API; the router
+// messages (type tags 0x0100-0x01FF, wire::tags::chord). Not part of the API; the router
 // (dhtkit/chord/router.hpp) is the only user, tests use it to forge messages.
 #pragma once
 
@@ -10,6 +10,7 @@
 #include <cereal/types/vector.hpp>
 
 #include "dhtkit/core/node_id.hpp"
+#include "dhtkit/transport/wire_tags.hpp"
 
 namespace dhtkit::chord {
 
@@ -128,6 +129,13 @@ struct leave_notice {
     ar(self, has_predecessor, predecessor, successors);
   }
 };
+
+// Every tag within Chord's registered range (the address type does not
+// change a tag; any one will do to name the templates).
+static_assert(
+    wire::tags_within<state_request, state_reply<std::uint64_t>, rectify<std::uint64_t>, find_request,
+                      find_reply<std::uint64_t>, leave_notice<std::uint64_t>>(wire::tags::chord),
+    "dhtkit::chord: a message's wire_type lies outside wire::tags::chord");
 
 }  // namespace detail
 }  // namespace dhtkit::chord
