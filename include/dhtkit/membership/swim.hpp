@@ -16,11 +16,13 @@
 // a suspicion timeout that shrinks with independent confirmations, nacks from
 // ping-req helpers and the buddy system; each is a switch in swim_config.
 //
-// The core does no I/O (DESIGN.md): the driver hands it received bytes and the
-// time, calls tick() at next_tick(), and sends the messages and reports the
-// events it finds in the outbox. Randomness comes from the seed. Addresses are
-// any regular, hashable, cereal-serializable type: sim::endpoint in the
-// simulator, dhtkit::endpoint on sockets.
+// The core does no I/O (DESIGN.md) and has the shape every dhtkit core has
+// (driver/protocol_core.hpp): the driver hands it received bytes and the
+// time, calls tick() at next_wakeup(), and sends the messages and reports the
+// events it finds in the outbox (sim::core_driver and asio_driver do all of
+// it). Randomness comes from the seed. Addresses are any regular, hashable,
+// cereal-serializable type: sim::endpoint in the simulator, dhtkit::endpoint
+// on sockets.
 //
 //   using swim = dhtkit::membership::basic_swim<dhtkit::endpoint>;
 //   const auto self = dhtkit::endpoint::loopback_v4(7946);
@@ -33,8 +35,7 @@
 //   std::size_t bytes = 0;
 //   for (const auto& m : out.messages) bytes += m.bytes.size();  // transport.send(m.to, m.bytes)
 //   for (const auto& e : out.events) std::printf("%s\n", to_string(e.kind).data());
-//   now = node.next_tick();
-//   node.tick(now);                               // and node.receive(from, bytes, now) per datagram
+//   if (auto wake = node.next_wakeup()) node.tick(now = *wake);  // and node.receive(from, bytes, now)
 #pragma once
 
 #include <algorithm>
@@ -57,13 +58,15 @@
 
 #include "dhtkit/core/error.hpp"
 #include "dhtkit/core/node_id.hpp"
+#include "dhtkit/core/random.hpp"
 #include "dhtkit/core/time.hpp"
+#include "dhtkit/driver/protocol_core.hpp"
 #include "dhtkit/membership/config.hpp"
 #include "dhtkit/membership/detail/broadcast_queue.hpp"
 #include "dhtkit/membership/detail/formulas.hpp"
 #include "dhtkit/membership/detail/messages.hpp"
-#include "dhtkit/core/random.hpp"
 #include "dhtkit/transport/wire.hpp"
+#include "dhtkit/transport/wire_tags.hpp"
 
 namespace dhtkit::membership {
 
@@ -130,27 +133,23 @@ struct member_event {
   time_point at{};
 };
 
+// What the driver drains after every call: datagrams to send (messages, from
+// message_outbox), events to report.
 template <class Address>
-struct outgoing_message {
-  Address to{};
-  std::vector<std::byte> bytes;
-};
-
-// What the driver drains after every call: datagrams to send, events to report.
-template <class Address>
-struct swim_outbox {
-  std::vector<outgoing_message<Address>> messages;
+struct swim_outbox : message_outbox<Address> {
   std::vector<member_event<Address>> events;
-  bool empty() const noexcept { return messages.empty() && events.empty(); }
+  bool empty() const noexcept { return this->messages.empty() && events.empty(); }
   void clear() noexcept {
-    messages.clear();
+    this->messages.clear();
     events.clear();
   }
 };
 
-// Counters over the core's lifetime.
-struct swim_stats {
-  std::uint64_t messages_sent = 0;  // every message put in the outbox
+// Counters over the core's lifetime. From message_stats: messages_sent (every
+// message put in the outbox), messages_received, rejected (did not decode, or
+// came from our own id / id 0) and outbox_dropped (messages or events beyond
+// max_outbox_messages).
+struct swim_stats : message_stats {
   std::uint64_t bytes_sent = 0;
   std::uint64_t pings_sent = 0;  // direct probes and helpers' pings
   std::uint64_t acks_sent = 0;
@@ -158,8 +157,6 @@ struct swim_stats {
   std::uint64_t nacks_sent = 0;
   std::uint64_t gossip_sent = 0;     // standalone gossip messages
   std::uint64_t push_pull_sent = 0;  // push-pull datagrams (a state may take several)
-  std::uint64_t messages_received = 0;
-  std::uint64_t malformed = 0;  // did not decode, or came from our own id / id 0
   std::uint64_t rejected_updates =
       0;                              // failed validation (state, id, address, incarnation, address conflict)
   std::uint64_t stale_updates = 0;    // older than what we know (normal under gossip)
@@ -171,7 +168,6 @@ struct swim_stats {
   std::uint64_t direct_refutations = 0;  // our alive sent straight back to a sender that accused us
   std::uint64_t relays_refused = 0;      // ping-req beyond max_pending_relays
   std::uint64_t push_pull_refused = 0;   // replies beyond max_push_pull_replies
-  std::uint64_t outbox_dropped = 0;      // messages or events beyond max_outbox_messages
 };
 
 template <class Address>
@@ -186,6 +182,8 @@ class basic_swim {
   using member_type = member<Address>;
   using event_type = member_event<Address>;
   using outbox_type = swim_outbox<Address>;
+  // SWIM's messages use the membership range of wire tags (wire_tags.hpp).
+  static constexpr wire::tag_range wire_tags = wire::tags::membership;
 
   // `self` must be unique in the group and not node_id{0}. Throws
   // std::invalid_argument for an invalid configuration or arguments.
@@ -212,16 +210,31 @@ class basic_swim {
   // One received message. Bad bytes or bad content are counted and reported
   // as an error value; the state is unchanged by whatever failed validation.
   std::error_code receive(const Address& from, std::span<const std::byte> bytes, time_point now) {
+    auto env = wire::decode_envelope(bytes, codec_.limits());
+    if (!env) {
+      // Counted as the envelope overload counts a message it cannot decode.
+      start(now);
+      ++stats_.messages_received;
+      ++stats_.rejected;
+      return env.error();
+    }
+    return receive(from, *env, now);
+  }
+
+  // One received message whose envelope a dispatcher has already checked
+  // (wire::decode_envelope with limits no looser than this core's): only the
+  // payload is decoded here.
+  std::error_code receive(const Address& from, const wire::envelope& env, time_point now) {
     start(now);
     ++stats_.messages_received;
-    auto decoded = codec_.decode(bytes);
+    auto decoded = codec_.decode(env);
     if (!decoded) {
-      ++stats_.malformed;
+      ++stats_.rejected;
       return decoded.error();
     }
     const node_id sender = decoded->sender;
     if (sender.value == 0 || sender == self_id() || from == Address{}) {
-      ++stats_.malformed;
+      ++stats_.rejected;
       return errc::not_a_member;
     }
     accused_ = false;
@@ -247,8 +260,9 @@ class basic_swim {
     return ec;
   }
 
-  // Runs everything due at or before `now`. Call it at next_tick() (calling it
-  // more often is harmless).
+  // Runs everything due at or before `now`. Call it at next_wakeup() (calling
+  // it more often is correct, but every tick restarts the gossip period when
+  // nothing is pending, so extra ticks shift when gossip goes out).
   void tick(time_point now) {
     start(now);
     expire_suspicions(now);
@@ -290,8 +304,10 @@ class basic_swim {
     }
   }
 
-  // When tick() next has something to do.
-  time_point next_tick() const noexcept {
+  // When tick() next has something to do: never nullopt, since push-pull and
+  // reconnect are always scheduled (before the first call into the core it
+  // is the epoch: the first tick starts the timers).
+  std::optional<time_point> next_wakeup() const noexcept {
     time_point t = push_pull_at_;
     t = std::min(t, reconnect_at_);
     if (!leaving_) t = std::min(t, next_probe_at_);
@@ -552,7 +568,7 @@ class basic_swim {
     }
     ++stats_.messages_sent;
     stats_.bytes_sent += bytes->size();
-    outbox_.messages.push_back(outgoing_message<Address>{to, std::move(*bytes)});
+    outbox_.messages.push_back(dhtkit::outgoing_message<Address>{to, std::move(*bytes)});
   }
 
   // Lifeguard's buddy system: a member we suspect is told so first, so it can
