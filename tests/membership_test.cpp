@@ -134,6 +134,10 @@ TEST_CASE("membership: presets validate, bad configurations throw", "[membership
   c = swim_config::lan();
   c.max_message_size = 70000;
   CHECK_THROWS_AS(c.validate(), std::invalid_argument);
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("swim_config: max_message_size"));
+  c = swim_config::lan();
+  c.gossip_interval = duration::zero();
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("swim_config: gossip_interval must be in (0, 24 h]"));
   c = swim_config::lan();
   c.max_members = 1;
   CHECK_THROWS_AS((basic_swim<endpoint>(node_id{1}, endpoint::loopback_v4(1), c, 1)), std::invalid_argument);
