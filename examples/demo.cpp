@@ -325,7 +325,8 @@ void swim_walkthrough(std::uint64_t seed) {
   std::function<void(std::size_t)> tick = [&](std::size_t i) {
     members[i]->tick(net.now());
     flush(i);
-    transports[i]->schedule_at(std::max(members[i]->next_tick(), net.now()), [&, i] { tick(i); });
+    if (const auto wake = members[i]->next_wakeup())
+      transports[i]->schedule_at(std::max(*wake, net.now()), [&, i] { tick(i); });
   };
   for (std::size_t i = 0; i < n; ++i) {
     auto& t = net.add_endpoint();

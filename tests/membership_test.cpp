@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dhtkit/core/endpoint.hpp"
+#include "dhtkit/driver/protocol_core.hpp"
 #include "dhtkit/membership/config.hpp"
 #include "dhtkit/membership/detail/broadcast_queue.hpp"
 #include "dhtkit/membership/detail/formulas.hpp"
@@ -26,6 +27,12 @@ using namespace dhtkit::membership;
 using dhtkit::test::membership_cluster;
 using dhtkit::test::sim_event;
 namespace mdetail = dhtkit::membership::detail;
+
+// The driver contract (driver/protocol_core.hpp) for both address types the
+// core runs on here. SWIM is the failure detector: it takes no verdicts.
+static_assert(dhtkit::protocol_core<basic_swim<endpoint>>);
+static_assert(dhtkit::protocol_core<basic_swim<dhtkit::sim::endpoint>>);
+static_assert(!dhtkit::verdict_sink<basic_swim<endpoint>>);
 
 namespace {
 
@@ -82,8 +89,7 @@ TEST_CASE("membership: swim header example", "[membership]") {
   std::size_t bytes = 0;
   for (const auto& m : out.messages) bytes += m.bytes.size();  // transport.send(m.to, m.bytes)
   for (const auto& e : out.events) std::printf("%s\n", to_string(e.kind).data());
-  now = node.next_tick();
-  node.tick(now);  // and node.receive(from, bytes, now) per datagram
+  if (auto wake = node.next_wakeup()) node.tick(now = *wake);  // and node.receive(from, bytes, now)
   CHECK(!ec);
   REQUIRE(out.messages.size() == 1);
   CHECK(bytes == out.messages[0].bytes.size());
@@ -128,6 +134,10 @@ TEST_CASE("membership: presets validate, bad configurations throw", "[membership
   c = swim_config::lan();
   c.max_message_size = 70000;
   CHECK_THROWS_AS(c.validate(), std::invalid_argument);
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("swim_config: max_message_size"));
+  c = swim_config::lan();
+  c.gossip_interval = duration::zero();
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("swim_config: gossip_interval must be in (0, 24 h]"));
   c = swim_config::lan();
   c.max_members = 1;
   CHECK_THROWS_AS((basic_swim<endpoint>(node_id{1}, endpoint::loopback_v4(1), c, 1)), std::invalid_argument);
@@ -198,7 +208,21 @@ TEST_CASE("membership: hostile and malformed messages are rejected", "[membershi
     CHECK(core.receive(peer, junk, now));
     CHECK(core.receive(peer, bytes_of(g, 1), now) == errc::not_a_member);
     CHECK(core.receive(peer, bytes_of(g, 0), now) == errc::not_a_member);
-    CHECK(core.stats().malformed == 3);
+    CHECK(core.stats().rejected == 3);
+  }
+  SECTION("an envelope a dispatcher already checked is taken or rejected as its bytes are") {
+    const auto from_us = bytes_of(g, 1);
+    const auto env = wire::decode_envelope(from_us);
+    REQUIRE(env);
+    CHECK(core.receive(peer, *env, now) == errc::not_a_member);
+    auto bad = wire::decode_envelope(bytes_of(g, 2));
+    REQUIRE(bad);
+    bad->type = mdetail::nack::wire_type;  // a gossip payload read as a nack
+    CHECK(core.receive(peer, *bad, now));
+    const auto ok = bytes_of(g, 2);
+    CHECK(!core.receive(peer, *wire::decode_envelope(ok), now));
+    CHECK(core.stats().rejected == 2);
+    CHECK(core.stats().messages_received == 4);  // with the one that taught us member 2
   }
   SECTION("a member list over max_members does not decode") {
     mdetail::push_pull<endpoint> pp;
@@ -330,7 +354,7 @@ void run_acking(ep_swim& core, time_point& now, time_point until) {
       }
     }
     if (answered) continue;
-    const time_point t = core.next_tick();
+    const time_point t = core.next_wakeup().value();
     if (t > until) break;
     now = t;
     core.tick(now);
@@ -439,7 +463,7 @@ TEST_CASE("membership: the buddy system tells a suspect on every message, and it
     REQUIRE(!core.receive(endpoint::loopback_v4(2), bytes_of(join, 2), now));
     swim_outbox<endpoint> sent;
     for (int i = 0; i < 10; ++i) {
-      now = core.next_tick();
+      now = core.next_wakeup().value();
       core.tick(now);
       for (auto& m : core.take_outbox().messages) sent.messages.push_back(std::move(m));
     }

@@ -5,26 +5,33 @@
 #include <memory>
 #include <vector>
 
+#include "dhtkit/driver/asio_driver.hpp"
+#include "dhtkit/membership/swim.hpp"
+#include "dhtkit/transport/asio_udp.hpp"
 #include "support/asio_run.hpp"
 #include "support/catch.hpp"
-#include "support/membership_udp_driver.hpp"
 
 using namespace dhtkit;
 using namespace std::chrono_literals;
 
 using test::run_until;
+using swim_node = asio_driver<membership::basic_swim<endpoint>, udp_transport>;
 
 TEST_CASE("membership over udp: a group forms and a closed member is declared dead", "[membership][udp]") {
   asio::io_context io;
   const std::size_t n = 4;
-  std::vector<std::unique_ptr<test::membership_udp_driver>> nodes;
+  std::vector<std::unique_ptr<swim_node>> nodes;
   for (std::size_t i = 0; i < n; ++i) {
     auto t = udp_transport::open(io.get_executor(), {});
     REQUIRE(t);
-    nodes.push_back(std::make_unique<test::membership_udp_driver>(io, std::move(*t), node_id{100 + i},
-                                                                  membership::swim_config::local(), i + 1));
+    const endpoint self = t->local_endpoint();
+    nodes.push_back(std::make_unique<swim_node>(io.get_executor(), std::move(*t), node_id{100 + i}, self,
+                                                membership::swim_config::local(), i + 1));
+    nodes.back()->start();
   }
-  for (std::size_t i = 1; i < n; ++i) nodes[i]->join(nodes[0]->local_endpoint());
+  const endpoint seeds[] = {nodes[0]->local_endpoint()};
+  for (std::size_t i = 1; i < n; ++i)
+    (void)nodes[i]->call([&](auto& core, time_point now) { return core.join(seeds, now); });
   auto all_see = [&](std::size_t alive) {
     for (std::size_t i = 0; i < alive; ++i)
       if (nodes[i]->core().count(membership::member_state::alive) != alive) return false;

@@ -1,12 +1,12 @@
 // A simulated SWIM group: N basic_swim<sim::endpoint> cores on one
-// sim::network, with the thin driver every core needs (deliver received
-// datagrams, call tick() at next_tick(), send the outbox). Shared by
-// tests/membership_test.cpp and bench/membership.cpp.
+// sim::network, each run by the generic sim::core_driver (received datagrams
+// to receive(), tick() at next_wakeup(), the outbox sent after every call).
+// Shared by tests/membership_test.cpp and bench/membership.cpp.
 //
 // A member can be "slowed": every message it receives and every timer it
 // fires is processed after an extra delay drawn uniformly from [0, slow]
-// (a stand-in for an overloaded CPU, Lifeguard's case of a member that is
-// alive but late).
+// (the driver's processing_delay; a stand-in for an overloaded CPU,
+// Lifeguard's case of a member that is alive but late).
 #pragma once
 
 #include <algorithm>
@@ -14,12 +14,15 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "dhtkit/core/node_id.hpp"
-#include "dhtkit/membership/swim.hpp"
 #include "dhtkit/core/random.hpp"
+#include "dhtkit/driver/sim_driver.hpp"
+#include "dhtkit/membership/swim.hpp"
 #include "dhtkit/transport/sim.hpp"
 
 namespace dhtkit::test {
@@ -32,10 +35,10 @@ class membership_cluster {
   struct node {
     sim::node_transport* transport = nullptr;
     std::unique_ptr<sim_swim> core;
+    std::unique_ptr<sim::core_driver<sim_swim>> driver;
     node_id id{};
     bool up = true;
-    duration slow{};                // extra processing delay bound, zero = normal
-    std::vector<time_point> armed;  // pending tick timers
+    duration slow{};  // extra processing delay bound, zero = normal
   };
 
   membership_cluster(std::uint64_t seed, std::size_t n, membership::swim_config config,
@@ -60,14 +63,13 @@ class membership_cluster {
   // Member i asks member `seed` (index) to let it in.
   void join(std::size_t i, std::size_t seed) {
     const sim::endpoint s[] = {nodes[seed].transport->local_endpoint()};
-    (void)nodes[i].core->join(s, net.now());
-    flush(i);
+    (void)nodes[i].driver->call([&](sim_swim& core, time_point now) { return core.join(s, now); });
   }
 
   // Every member joins through member 0, one every `spacing`; then the group
   // runs until every member knows every other as alive (or `deadline`).
   bool form(duration spacing, duration deadline) {
-    flush(0);
+    nodes[0].driver->drain();
     for (std::size_t i = 1; i < nodes.size(); ++i) {
       if (spacing > duration::zero()) net.run_for(spacing);
       join(i, 0);
@@ -103,7 +105,6 @@ class membership_cluster {
   void crash(std::size_t i) {
     net.crash(nodes[i].transport->local_endpoint());
     nodes[i].up = false;
-    nodes[i].armed.clear();
   }
 
   // Restarts a crashed member as a new process with the same id and address
@@ -112,9 +113,10 @@ class membership_cluster {
     node& nd = nodes[i];
     net.restart(nd.transport->local_endpoint(), false);
     nd.up = true;
-    nd.armed.clear();
     nd.core = std::make_unique<sim_swim>(nd.id, nd.transport->local_endpoint(), config_,
                                          seed_ * 7919 + i + 1000003 * nd.transport->incarnation());
+    // The restart removed the receive handler and the crash discarded the
+    // timers: a new driver for the new core, as for a new member.
     install(i);
     join(i, seed);
   }
@@ -155,58 +157,23 @@ class membership_cluster {
 
  private:
   void install(std::size_t i) {
-    nodes[i].transport->set_receive_handler(
-        [this, i](const sim::endpoint& from, std::span<const std::byte> m) {
-          node& nd = nodes[i];
-          if (nd.slow > duration::zero()) {
-            std::vector<std::byte> copy(m.begin(), m.end());
-            nd.transport->schedule_after(delay(nd.slow), [this, i, from, copy = std::move(copy)] {
-              (void)nodes[i].core->receive(from, copy, net.now());
-              flush(i);
-            });
-            return;
-          }
-          (void)nd.core->receive(from, m, net.now());
-          flush(i);
-        });
-    flush(i);
+    node& nd = nodes[i];
+    nd.driver = std::make_unique<sim::core_driver<sim_swim>>(*nd.transport, *nd.core);
+    nd.driver->on_outbox = [this, i](sim_swim::outbox_type& out) {
+      if (on_event)
+        for (const auto& e : out.events) on_event(i, e);
+    };
+    nd.driver->on_send = [this, i](const sim::endpoint& to, std::span<const std::byte> bytes) {
+      if (on_send) on_send(i, to, bytes);
+    };
+    nd.driver->processing_delay = [this, i]() -> std::optional<duration> {
+      if (nodes[i].slow <= duration::zero()) return std::nullopt;
+      return delay(nodes[i].slow);
+    };
+    nd.driver->start();
   }
 
   duration delay(duration upto) { return duration(static_cast<duration::rep>(rng_.below(upto.count() + 1))); }
-
-  void flush(std::size_t i) {
-    node& nd = nodes[i];
-    auto& out = nd.core->outbox();
-    for (auto& m : out.messages) {
-      if (on_send) on_send(i, m.to, m.bytes);
-      (void)nd.transport->send(m.to, m.bytes);
-    }
-    if (on_event)
-      for (const auto& e : out.events) on_event(i, e);
-    out.clear();
-    arm(i);
-  }
-
-  void arm(std::size_t i) {
-    node& nd = nodes[i];
-    if (!nd.up) return;
-    const time_point t = std::max(nd.core->next_tick(), net.now());
-    if (!nd.armed.empty() && *std::min_element(nd.armed.begin(), nd.armed.end()) <= t) return;
-    nd.armed.push_back(t);
-    nd.transport->schedule_at(t, [this, i, t] {
-      node& n2 = nodes[i];
-      n2.armed.erase(std::find(n2.armed.begin(), n2.armed.end(), t));
-      if (n2.slow > duration::zero()) {
-        n2.transport->schedule_after(delay(n2.slow), [this, i] {
-          nodes[i].core->tick(net.now());
-          flush(i);
-        });
-        return;
-      }
-      n2.core->tick(net.now());
-      flush(i);
-    });
-  }
 
   membership::swim_config config_;
   random_engine rng_;

@@ -162,7 +162,7 @@ struct swim_config {
     };
     const duration one_day = std::chrono::hours(24);
     if (probe_interval <= duration::zero() || probe_interval > one_day)
-      fail("probe_interval must be in (0, 24h]");
+      fail("probe_interval must be in (0, 24 h]");
     if (probe_timeout <= duration::zero() || probe_timeout >= probe_interval)
       fail("probe_timeout must be positive and below probe_interval");
     if (indirect_checks > 16) fail("indirect_checks must be at most 16");
@@ -173,17 +173,17 @@ struct swim_config {
     if (retransmit_multiplier < 1 || retransmit_multiplier > 100)
       fail("retransmit_multiplier must be in [1, 100]");
     if (gossip_interval <= duration::zero() || gossip_interval > one_day)
-      fail("gossip_interval must be in (0, 24h]");
+      fail("gossip_interval must be in (0, 24 h]");
     if (gossip_nodes > 64) fail("gossip_nodes must be at most 64");
     if (gossip_to_the_dead_time < duration::zero()) fail("gossip_to_the_dead_time must not be negative");
     if (push_pull_interval <= duration::zero() || push_pull_interval > one_day)
-      fail("push_pull_interval must be in (0, 24h]");
+      fail("push_pull_interval must be in (0, 24 h]");
     if (reconnect_interval <= duration::zero() || reconnect_interval > one_day)
-      fail("reconnect_interval must be in (0, 24h]");
+      fail("reconnect_interval must be in (0, 24 h]");
     if (dead_retention <= duration::zero() || dead_retention > 30 * one_day)
       fail("dead_retention must be in (0, 30 days]");
     if (join_retry_interval <= duration::zero() || join_retry_interval > one_day)
-      fail("join_retry_interval must be in (0, 24h]");
+      fail("join_retry_interval must be in (0, 24 h]");
     if (awareness_max_multiplier < 1 || awareness_max_multiplier > 64)
       fail("awareness_max_multiplier must be in [1, 64]");
     if (max_message_size < 256 || max_message_size > 65507)

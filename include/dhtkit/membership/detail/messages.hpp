@@ -11,6 +11,7 @@
 
 #include "dhtkit/core/node_id.hpp"
 #include "dhtkit/transport/wire.hpp"
+#include "dhtkit/transport/wire_tags.hpp"
 
 namespace dhtkit::membership::detail {
 
@@ -105,6 +106,12 @@ struct push_pull {
     ar(flags, members);
   }
 };
+
+// The tags do not depend on the address type; any address instantiates them.
+static_assert(
+    wire::tags_within<ping<node_id>, ping_req<node_id>, ack<node_id>, nack, gossip<node_id>,
+                      push_pull<node_id>>(wire::tags::membership),
+    "dhtkit::membership: a SWIM message's wire tag lies outside the membership range (wire_tags.hpp)");
 
 template <class Address>
 using swim_codec =
