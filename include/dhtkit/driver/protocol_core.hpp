@@ -17,7 +17,10 @@
 //   - core.tick(now) runs whatever is due at or before `now`;
 //   - core.next_wakeup() is the earliest time the core needs a tick, or
 //     nullopt when nothing is scheduled, so a driver sleeps until then or the
-//     next message and never polls; calling tick() earlier is harmless;
+//     next message and never polls. Calling tick() earlier breaks nothing, but
+//     a core may start a period from any tick that finds it due (SWIM's gossip
+//     interval), so extra ticks can shift when it sends: drivers tick at
+//     next_wakeup(), as both drivers here do;
 //   - every call may leave output in the core's outbox: messages to send, all
 //     of one type (outgoing_message), and the core's own events (lookups
 //     completed, members changed, puts acknowledged). The driver drains it
