@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "dhtkit/clock/dotted_version_vector.hpp"
-#include "dhtkit/replication/coordinator.hpp"
+#include "dhtkit/replication/replica.hpp"
 #include "dhtkit/replication/storage.hpp"
 #include "dhtkit/replication/versioned_value.hpp"
 #include "dhtkit/transport/detail/crc32c.hpp"
@@ -124,15 +124,14 @@ TEST_CASE("storage header example and limits", "[replication][storage]") {
 std::error_code coordinator_example() {
   dhtkit::ring<dhtkit::node_id> ring;
   for (std::uint64_t i = 1; i <= 3; ++i) (void)ring.add(dhtkit::node_id{i});
-  dhtkit::memory_storage store;   // durable state: survives a restart
-  dhtkit::hint_store hints;       // durable too
-  dhtkit::replica_config config;  // N/R/W = 3/2/2
+  dhtkit::memory_storage store;                                   // durable state: survives a restart
+  dhtkit::hint_store hints;                                       // durable too
+  dhtkit::replica_config config = dhtkit::replica_config::lan();  // N/R/W = 3/2/2
   dhtkit::replica<> node(dhtkit::node_id{1}, config, ring, store, hints);
   dhtkit::time_point now{};
   auto op = node.put("cart:7", dhtkit::to_bytes("milk"), dhtkit::version_vector{}, now);
-  for (auto& m : node.outbox().messages) (void)m;  // a driver sends m.payload to m.to
-  node.outbox().messages.clear();
-  node.tick(now + dhtkit::seconds(1));  // no replies: the deadline passes
+  for (auto& m : node.take_outbox().messages) (void)m;  // a driver sends m.bytes to m.to
+  node.tick(now + dhtkit::seconds(1));                  // no replies: the deadline passes
   // node.outbox().puts[0]: id == op, error == errc::quorum_not_reached, acks == 1, required == 2
   REQUIRE(node.outbox().puts.size() == 1);
   REQUIRE(node.outbox().puts[0].id == op);
@@ -175,16 +174,19 @@ TEST_CASE("replica refuses bad configurations and bad requests", "[replication]"
 
   // Garbage and forged input is counted and ignored, never a crash.
   const std::vector<std::byte> junk(40, std::byte{0x44});
-  node.receive(dhtkit::node_id{2}, junk, {});
+  REQUIRE(node.receive(dhtkit::node_id{2}, junk, {}) == dhtkit::errc::bad_magic);
   dhtkit::detail::repl::codec codec;
   dhtkit::detail::repl::ae_hashes hashes{1, 9999, 0, {0}, {1}};  // range out of bounds
-  node.receive(dhtkit::node_id{2}, *codec.encode(hashes, dhtkit::node_id{2}), {});
+  REQUIRE(node.receive(dhtkit::node_id{2}, *codec.encode(hashes, dhtkit::node_id{2}), {}) ==
+          dhtkit::errc::invalid_argument);
   dhtkit::detail::repl::ae_hashes uneven{1, 0, 0, {0, 1}, {1}};
   node.receive(dhtkit::node_id{2}, *codec.encode(uneven, dhtkit::node_id{2}), {});
   dhtkit::detail::repl::replicate not_owner{5, "", {}, {}};  // empty key
   node.receive(dhtkit::node_id{2}, *codec.encode(not_owner, dhtkit::node_id{2}), {});
-  node.receive(dhtkit::node_id{3}, *codec.encode(not_owner, dhtkit::node_id{2}), {});  // sender mismatch
+  REQUIRE(node.receive(dhtkit::node_id{3}, *codec.encode(not_owner, dhtkit::node_id{2}), {}) ==
+          dhtkit::errc::invalid_argument);  // sender mismatch
   REQUIRE(node.stats().rejected == 5);
+  REQUIRE(node.stats().messages_received == 5);
   dhtkit::detail::repl::forward_put fwd;
   fwd.request = 1;
   fwd.key = "k";
@@ -273,12 +275,12 @@ struct hand_cluster {
   void crash(std::size_t i) {
     down.insert(i);
     for (std::size_t j = 0; j < size; ++j)
-      if (j != i) nodes[j]->mark_down(id(i));
+      if (j != i) nodes[j]->mark_dead(id(i));
   }
   void restart(std::size_t i) {
     down.erase(i);
     for (std::size_t j = 0; j < size; ++j)
-      if (j != i) nodes[j]->mark_up(id(i));
+      if (j != i) nodes[j]->mark_alive(id(i));
   }
   // Delivers until every outbox is empty.
   void pump() {
@@ -290,7 +292,7 @@ struct hand_cluster {
         for (auto& m : messages) {
           any = true;
           const std::size_t to = index(m.to);
-          if (!down.contains(i) && !down.contains(to)) nodes[to]->receive(id(i), m.payload, now);
+          if (!down.contains(i) && !down.contains(to)) nodes[to]->receive(id(i), m.bytes, now);
         }
       }
     }
@@ -423,7 +425,7 @@ TEST_CASE("anti-entropy: a diff with repeated or unsent indices is refused", "[r
   auto& out = c.at(0).outbox().messages;
   REQUIRE(out.size() == 1);
   dhtkit::detail::repl::codec codec;
-  auto hashes = codec.decode(out[0].payload);
+  auto hashes = codec.decode(out[0].bytes);
   REQUIRE(hashes);
   const auto& h = std::get<dhtkit::detail::repl::ae_hashes>(hashes->message);
   const auto peer = out[0].to;
@@ -464,13 +466,13 @@ TEST_CASE("hinted handoff keeps the fallback's copy of a write that arrived afte
   REQUIRE(c.hints[d].size() == 1);
   // b returns, but only d hears of it; a still writes around b, through d.
   c.down.erase(b);
-  c.at(d).mark_up(hand_cluster::id(b));
+  c.at(d).mark_alive(hand_cluster::id(b));
   c.now += dhtkit::seconds(1);
   c.at(d).tick(c.now);  // handoff: d offers "one" to b
   auto offer = std::move(c.at(d).outbox().messages);
   c.at(d).outbox().messages.clear();
   for (auto& m : offer)
-    if (m.to == hand_cluster::id(b)) c.at(b).receive(hand_cluster::id(d), m.payload, c.now);
+    if (m.to == hand_cluster::id(b)) c.at(b).receive(hand_cluster::id(d), m.bytes, c.now);
   auto ack = std::move(c.at(b).outbox().messages);  // held back
   c.at(b).outbox().messages.clear();
   REQUIRE(ack.size() == 1);
@@ -479,7 +481,7 @@ TEST_CASE("hinted handoff keeps the fallback's copy of a write that arrived afte
   c.pump();
   REQUIRE(c.holds(d, key, "two"));
   REQUIRE(!c.holds(b, key, "two"));
-  c.at(d).receive(hand_cluster::id(b), ack[0].payload, c.now);  // acknowledges "one" only
+  c.at(d).receive(hand_cluster::id(b), ack[0].bytes, c.now);  // acknowledges "one" only
   REQUIRE(c.holds(d, key, "two"));
   REQUIRE(c.hints[d].size() == 1);
   // The next offer carries "two"; then d lets go.
