@@ -32,7 +32,7 @@
 #include <dhtkit/chord/router.hpp>
 #include <dhtkit/clock/vector_clock.hpp>
 #include <dhtkit/membership/swim.hpp>
-#include <dhtkit/replication/coordinator.hpp>
+#include <dhtkit/replication/replica.hpp>
 #include <dhtkit/ring/ring.hpp>
 #include <dhtkit/transport/sim.hpp>
 #include <dhtkit/transport/wire.hpp>
@@ -383,7 +383,7 @@ void replication_walkthrough(std::uint64_t seed) {
   std::function<void(std::size_t)> flush = [&](std::size_t i) {
     auto& out = nodes[i]->outbox();
     for (const auto& m : out.messages)  // node ids are 1..n, transports 0..n-1
-      (void)transports[i]->send(transports[m.to.value - 1]->local_endpoint(), m.payload);
+      (void)transports[i]->send(transports[m.to.value - 1]->local_endpoint(), m.bytes);
     puts.insert(puts.end(), out.puts.begin(), out.puts.end());
     gets.insert(gets.end(), out.gets.begin(), out.gets.end());
     out.clear();
@@ -398,7 +398,7 @@ void replication_walkthrough(std::uint64_t seed) {
         std::make_unique<dhtkit::replica<>>(ids[i], dhtkit::replica_config{}, ring, stores[i], hints[i]);
     transports[i]->set_receive_handler(
         [&, i](const dhtkit::sim::endpoint& from, std::span<const std::byte> bytes) {
-          nodes[i]->receive(id_of[from], bytes, net.now());
+          (void)nodes[i]->receive(id_of[from], bytes, net.now());
           flush(i);
         });
     tick(i);
@@ -415,7 +415,7 @@ void replication_walkthrough(std::uint64_t seed) {
   const std::size_t down = 2;
   net.crash(transports[down]->local_endpoint());
   for (std::size_t i = 0; i < n; ++i)
-    if (i != down) nodes[i]->mark_down(ids[down]);
+    if (i != down) nodes[i]->mark_dead(ids[down]);
   constexpr int keys = 200;
   for (int k = 0; k < keys; ++k) {
     const std::string key = "key:" + std::to_string(k);
@@ -433,7 +433,7 @@ void replication_walkthrough(std::uint64_t seed) {
   // It comes back with its disk (store) intact but nothing from while it was down.
   net.restart(transports[down]->local_endpoint(), /*keep_state=*/false);
   start(down);
-  for (std::size_t i = 0; i < n; ++i) nodes[i]->mark_up(ids[down]);
+  for (std::size_t i = 0; i < n; ++i) nodes[i]->mark_alive(ids[down]);
   const std::size_t before = stores[down].stats().keys;
   net.run_until(net.now() + dhtkit::seconds(5));
   held_hints = 0;

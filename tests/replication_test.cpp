@@ -2,6 +2,8 @@
 // examples, quorum outcomes, bad input) and the seeded fault scenarios that
 // check the five correctness properties (see support/replication_cluster.hpp).
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -12,7 +14,7 @@
 #include <vector>
 
 #include "dhtkit/clock/dotted_version_vector.hpp"
-#include "dhtkit/replication/coordinator.hpp"
+#include "dhtkit/replication/replica.hpp"
 #include "dhtkit/replication/storage.hpp"
 #include "dhtkit/replication/versioned_value.hpp"
 #include "dhtkit/transport/detail/crc32c.hpp"
@@ -124,15 +126,14 @@ TEST_CASE("storage header example and limits", "[replication][storage]") {
 std::error_code coordinator_example() {
   dhtkit::ring<dhtkit::node_id> ring;
   for (std::uint64_t i = 1; i <= 3; ++i) (void)ring.add(dhtkit::node_id{i});
-  dhtkit::memory_storage store;   // durable state: survives a restart
-  dhtkit::hint_store hints;       // durable too
-  dhtkit::replica_config config;  // N/R/W = 3/2/2
+  dhtkit::memory_storage store;                                   // durable state: survives a restart
+  dhtkit::hint_store hints;                                       // durable too
+  dhtkit::replica_config config = dhtkit::replica_config::lan();  // N/R/W = 3/2/2
   dhtkit::replica<> node(dhtkit::node_id{1}, config, ring, store, hints);
   dhtkit::time_point now{};
   auto op = node.put("cart:7", dhtkit::to_bytes("milk"), dhtkit::version_vector{}, now);
-  for (auto& m : node.outbox().messages) (void)m;  // a driver sends m.payload to m.to
-  node.outbox().messages.clear();
-  node.tick(now + dhtkit::seconds(1));  // no replies: the deadline passes
+  for (auto& m : node.take_outbox().messages) (void)m;  // a driver sends m.bytes to m.to
+  node.tick(now + dhtkit::seconds(1));                  // no replies: the deadline passes
   // node.outbox().puts[0]: id == op, error == errc::quorum_not_reached, acks == 1, required == 2
   REQUIRE(node.outbox().puts.size() == 1);
   REQUIRE(node.outbox().puts[0].id == op);
@@ -175,16 +176,19 @@ TEST_CASE("replica refuses bad configurations and bad requests", "[replication]"
 
   // Garbage and forged input is counted and ignored, never a crash.
   const std::vector<std::byte> junk(40, std::byte{0x44});
-  node.receive(dhtkit::node_id{2}, junk, {});
+  REQUIRE(node.receive(dhtkit::node_id{2}, junk, {}) == dhtkit::errc::bad_magic);
   dhtkit::detail::repl::codec codec;
   dhtkit::detail::repl::ae_hashes hashes{1, 9999, 0, {0}, {1}};  // range out of bounds
-  node.receive(dhtkit::node_id{2}, *codec.encode(hashes, dhtkit::node_id{2}), {});
+  REQUIRE(node.receive(dhtkit::node_id{2}, *codec.encode(hashes, dhtkit::node_id{2}), {}) ==
+          dhtkit::errc::invalid_argument);
   dhtkit::detail::repl::ae_hashes uneven{1, 0, 0, {0, 1}, {1}};
   node.receive(dhtkit::node_id{2}, *codec.encode(uneven, dhtkit::node_id{2}), {});
   dhtkit::detail::repl::replicate not_owner{5, "", {}, {}};  // empty key
   node.receive(dhtkit::node_id{2}, *codec.encode(not_owner, dhtkit::node_id{2}), {});
-  node.receive(dhtkit::node_id{3}, *codec.encode(not_owner, dhtkit::node_id{2}), {});  // sender mismatch
+  REQUIRE(node.receive(dhtkit::node_id{3}, *codec.encode(not_owner, dhtkit::node_id{2}), {}) ==
+          dhtkit::errc::invalid_argument);  // sender mismatch
   REQUIRE(node.stats().rejected == 5);
+  REQUIRE(node.stats().messages_received == 5);
   dhtkit::detail::repl::forward_put fwd;
   fwd.request = 1;
   fwd.key = "k";
@@ -273,12 +277,12 @@ struct hand_cluster {
   void crash(std::size_t i) {
     down.insert(i);
     for (std::size_t j = 0; j < size; ++j)
-      if (j != i) nodes[j]->mark_down(id(i));
+      if (j != i) nodes[j]->mark_dead(id(i));
   }
   void restart(std::size_t i) {
     down.erase(i);
     for (std::size_t j = 0; j < size; ++j)
-      if (j != i) nodes[j]->mark_up(id(i));
+      if (j != i) nodes[j]->mark_alive(id(i));
   }
   // Delivers until every outbox is empty.
   void pump() {
@@ -290,7 +294,7 @@ struct hand_cluster {
         for (auto& m : messages) {
           any = true;
           const std::size_t to = index(m.to);
-          if (!down.contains(i) && !down.contains(to)) nodes[to]->receive(id(i), m.payload, now);
+          if (!down.contains(i) && !down.contains(to)) nodes[to]->receive(id(i), m.bytes, now);
         }
       }
     }
@@ -423,7 +427,7 @@ TEST_CASE("anti-entropy: a diff with repeated or unsent indices is refused", "[r
   auto& out = c.at(0).outbox().messages;
   REQUIRE(out.size() == 1);
   dhtkit::detail::repl::codec codec;
-  auto hashes = codec.decode(out[0].payload);
+  auto hashes = codec.decode(out[0].bytes);
   REQUIRE(hashes);
   const auto& h = std::get<dhtkit::detail::repl::ae_hashes>(hashes->message);
   const auto peer = out[0].to;
@@ -464,13 +468,13 @@ TEST_CASE("hinted handoff keeps the fallback's copy of a write that arrived afte
   REQUIRE(c.hints[d].size() == 1);
   // b returns, but only d hears of it; a still writes around b, through d.
   c.down.erase(b);
-  c.at(d).mark_up(hand_cluster::id(b));
+  c.at(d).mark_alive(hand_cluster::id(b));
   c.now += dhtkit::seconds(1);
   c.at(d).tick(c.now);  // handoff: d offers "one" to b
   auto offer = std::move(c.at(d).outbox().messages);
   c.at(d).outbox().messages.clear();
   for (auto& m : offer)
-    if (m.to == hand_cluster::id(b)) c.at(b).receive(hand_cluster::id(d), m.payload, c.now);
+    if (m.to == hand_cluster::id(b)) c.at(b).receive(hand_cluster::id(d), m.bytes, c.now);
   auto ack = std::move(c.at(b).outbox().messages);  // held back
   c.at(b).outbox().messages.clear();
   REQUIRE(ack.size() == 1);
@@ -479,7 +483,7 @@ TEST_CASE("hinted handoff keeps the fallback's copy of a write that arrived afte
   c.pump();
   REQUIRE(c.holds(d, key, "two"));
   REQUIRE(!c.holds(b, key, "two"));
-  c.at(d).receive(hand_cluster::id(b), ack[0].payload, c.now);  // acknowledges "one" only
+  c.at(d).receive(hand_cluster::id(b), ack[0].bytes, c.now);  // acknowledges "one" only
   REQUIRE(c.holds(d, key, "two"));
   REQUIRE(c.hints[d].size() == 1);
   // The next offer carries "two"; then d lets go.
@@ -594,4 +598,275 @@ TEST_CASE("every corruption or truncation of every message is refused or harmles
   c.at(0).get("key", c.now);
   c.pump();
   REQUIRE(c.at(0).outbox().gets.size() == 1);
+}
+
+// ---- the driver contract: shape, configuration, next_wakeup ----
+
+static_assert(dhtkit::protocol_core<dhtkit::replica<dhtkit::memory_storage>>);
+static_assert(dhtkit::verdict_sink<dhtkit::replica<dhtkit::memory_storage>>);
+
+TEST_CASE("replica_config: presets validate, and validate() names the bad field", "[replication]") {
+  REQUIRE_NOTHROW(dhtkit::replica_config::lan().validate());
+  REQUIRE_NOTHROW(dhtkit::replica_config::wan().validate());
+  REQUIRE_NOTHROW(dhtkit::replica_config::local().validate());
+  REQUIRE(dhtkit::replica_config::lan().request_timeout == dhtkit::replica_config{}.request_timeout);
+  REQUIRE(dhtkit::replica_config::local().anti_entropy_interval <
+          dhtkit::replica_config::lan().anti_entropy_interval);
+  REQUIRE(dhtkit::replica_config::wan().replica_timeout > dhtkit::replica_config::lan().replica_timeout);
+  auto message = [](dhtkit::replica_config c) -> std::string {
+    try {
+      c.validate();
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return {};
+  };
+  dhtkit::replica_config bad;
+  bad.r = 4;
+  REQUIRE(message(bad) == "dhtkit::replica_config: r must be in [1, n]");
+  bad = {};
+  bad.handoff_batch = 0;
+  REQUIRE(message(bad) == "dhtkit::replica_config: handoff_batch must be at least 1");
+}
+
+namespace {
+
+// Replicas over a tiny deterministic network (every message takes `latency`,
+// messages to or from a crashed node are dropped), run on a 1 ms grid; all
+// configured times are whole milliseconds, so per-millisecond ticking sees
+// every deadline at its exact time. `every_ms` ticks every live replica every
+// millisecond; otherwise a replica is ticked only when its next_wakeup() has
+// come. Everything a replica emits is recorded: if next_wakeup() were ever
+// later than the first tick with work, the two traces would differ.
+struct wakeup_run {
+  static constexpr std::size_t size = 5;
+  dhtkit::ring<dhtkit::node_id> ring;
+  std::vector<dhtkit::memory_storage> stores = std::vector<dhtkit::memory_storage>(size);
+  std::vector<dhtkit::hint_store> hints = std::vector<dhtkit::hint_store>(size);
+  std::vector<std::unique_ptr<dhtkit::replica<>>> nodes;
+  std::set<std::size_t> crashed;
+  struct in_flight {
+    dhtkit::time_point at;
+    std::size_t from, to;
+    std::vector<std::byte> bytes;
+  };
+  std::vector<in_flight> wire;  // in send order; delivered in that order at `at`
+  std::vector<std::string> trace;
+  std::size_t ticks = 0;
+  dhtkit::time_point now{};
+  bool every_ms;
+
+  explicit wakeup_run(bool every) : every_ms(every) {
+    dhtkit::replica_config c = dhtkit::replica_config::local();
+    c.tombstone_grace = dhtkit::seconds(1);
+    c.hint_max_age = dhtkit::millis(800);
+    c.marker_ttl = dhtkit::millis(500);
+    c.ae_range_bits = 0;
+    c.handoff_interval = dhtkit::millis(70);  // out of phase with anti-entropy
+    for (std::uint64_t i = 1; i <= size; ++i) (void)ring.add(dhtkit::node_id{i});
+    for (std::size_t i = 0; i < size; ++i)
+      nodes.push_back(
+          std::make_unique<dhtkit::replica<>>(dhtkit::node_id{i + 1}, c, ring, stores[i], hints[i]));
+  }
+
+  void drain(std::size_t i) {
+    auto out = nodes[i]->take_outbox();
+    const auto t = std::to_string(now.time_since_epoch().count());
+    for (auto& m : out.messages) {
+      trace.push_back(t + " " + std::to_string(i) + "->" + std::to_string(m.to.value - 1) + " " +
+                      std::to_string(dhtkit::detail::crc32c(m.bytes)));
+      wire.push_back(
+          {now + dhtkit::millis(2), i, static_cast<std::size_t>(m.to.value - 1), std::move(m.bytes)});
+    }
+    for (auto& p : out.puts)
+      trace.push_back(t + " put " + std::to_string(i) + " " + p.key + " " + p.describe());
+    for (auto& g : out.gets)
+      trace.push_back(t + " get " + std::to_string(i) + " " + g.key + " " + g.describe());
+  }
+
+  // One millisecond: deliveries due, then the ticks.
+  void step() {
+    std::vector<in_flight> due;
+    for (auto it = wire.begin(); it != wire.end();) {
+      if (it->at <= now) {
+        due.push_back(std::move(*it));
+        it = wire.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& m : due) {
+      if (crashed.contains(m.from) || crashed.contains(m.to)) continue;
+      (void)nodes[m.to]->receive(dhtkit::node_id{m.from + 1}, m.bytes, now);
+      drain(m.to);
+    }
+    for (std::size_t i = 0; i < size; ++i) {
+      if (crashed.contains(i)) continue;
+      const auto wake = nodes[i]->next_wakeup();
+      if (!every_ms && !(wake && *wake <= now)) continue;
+      nodes[i]->tick(now);
+      ++ticks;
+      drain(i);
+    }
+  }
+  void run_until(std::int64_t ms) {
+    while (now < dhtkit::time_point(dhtkit::millis(ms))) {
+      now += dhtkit::millis(1);
+      step();
+    }
+  }
+  void verdict(std::size_t about, bool alive) {
+    for (std::size_t j = 0; j < size; ++j) {
+      if (j == about) continue;
+      alive ? nodes[j]->mark_alive(dhtkit::node_id{about + 1})
+            : nodes[j]->mark_dead(dhtkit::node_id{about + 1});
+    }
+  }
+
+  // Writes, reads and deletes through several nodes while one replica
+  // crashes unnoticed (replica timeouts, suspicions, forwards passed on,
+  // fallbacks and hints), is declared dead, comes back (hinted handoff),
+  // then anti-entropy and tombstone collection run to the end.
+  void scenario() {
+    auto key = [](int k) { return "key-" + std::to_string(k); };
+    run_until(3);
+    for (int k = 0; k < 8; ++k) (void)nodes[0]->put(key(k), dhtkit::to_bytes("a"), {}, now);
+    drain(0);
+    run_until(40);
+    crashed.insert(2);
+    // All three replicas wanted: the silent one must be replaced.
+    dhtkit::request_options all3;
+    all3.w = 3;
+    all3.r = 3;
+    for (int k = 0; k < 8; ++k) (void)nodes[1]->put(key(k), dhtkit::to_bytes("b"), {}, now, all3);
+    drain(1);
+    // Puts through every live node: some are forwarded to the crashed one.
+    for (int k = 12; k < 28; ++k) {
+      const std::size_t via = std::array<std::size_t, 4>{0, 1, 3, 4}[static_cast<std::size_t>(k % 4)];
+      (void)nodes[via]->put(key(k), dhtkit::to_bytes("d"), {}, now);
+      drain(via);
+    }
+    run_until(47);
+    for (int k = 0; k < 8; ++k) (void)nodes[3]->get(key(k), now, all3);
+    drain(3);
+    run_until(300);
+    verdict(2, false);
+    for (int k = 8; k < 12; ++k) (void)nodes[4]->put(key(k), dhtkit::to_bytes("c"), {}, now);
+    drain(4);
+    run_until(600);
+    crashed.erase(2);
+    verdict(2, true);
+    run_until(650);
+    // Deletes with a context that covers every version (as after a read).
+    for (int k = 0; k < 12; k += 3) {
+      dhtkit::versioned_entry all;
+      for (const auto& st : stores)
+        if (auto e = st.get(key(k))) (void)all.sync(*e);
+      (void)nodes[1]->erase(key(k), all.context(), now);
+    }
+    drain(1);
+    run_until(4000);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("next_wakeup: ticking only then does exactly what ticking every millisecond does",
+          "[replication]") {
+  wakeup_run fine(true), woken(false);
+  fine.scenario();
+  woken.scenario();
+  REQUIRE(fine.trace.size() > 500);
+  REQUIRE(fine.trace == woken.trace);
+  REQUIRE(woken.ticks < fine.ticks / 4);  // and far fewer ticks
+  for (std::size_t i = 0; i < wakeup_run::size; ++i) {
+    const auto& a = fine.nodes[i]->stats();
+    const auto& b = woken.nodes[i]->stats();
+    REQUIRE(a.messages_sent == b.messages_sent);
+    REQUIRE(a.messages_received == b.messages_received);
+    REQUIRE(a.puts_ok + a.puts_failed == b.puts_ok + b.puts_failed);
+    REQUIRE(a.hints_handed_off == b.hints_handed_off);
+    REQUIRE(a.ae_sessions == b.ae_sessions);
+    REQUIRE(a.tombstones_collected == b.tombstones_collected);
+    REQUIRE(a.markers_removed == b.markers_removed);
+    REQUIRE(fine.stores[i].stats().keys == woken.stores[i].stats().keys);
+  }
+  // The scenario went through what it is meant to exercise.
+  std::uint64_t handed_off = 0, reforwarded = 0, collected = 0, removed = 0, failed = 0;
+  for (const auto& n : fine.nodes) {
+    handed_off += n->stats().hints_handed_off;
+    reforwarded += n->stats().reforwarded + n->stats().fallback_writes;
+    collected += n->stats().tombstones_collected;
+    removed += n->stats().markers_removed;
+    failed += n->stats().puts_failed + n->stats().gets_failed;
+  }
+  CHECK(handed_off > 0);
+  CHECK(reforwarded > 0);
+  CHECK(collected > 0);
+  CHECK(removed > 0);
+  (void)failed;
+}
+
+TEST_CASE("next_wakeup: nullopt only when tick() has nothing to do", "[replication]") {
+  dhtkit::memory_storage store;
+  dhtkit::hint_store hints;
+  const dhtkit::replica_config config = dhtkit::replica_config::local();
+  auto unchanged_by_ticks = [](dhtkit::replica<>& r, dhtkit::time_point from) {
+    const auto sent = r.stats().messages_sent;
+    for (int s = 0; s < 100; ++s) {
+      r.tick(from + dhtkit::millis(37 * s));
+      if (!r.take_outbox().empty() || r.stats().messages_sent != sent || r.next_wakeup()) return false;
+    }
+    return true;
+  };
+
+  SECTION("a replica alone on the ring, with nothing pending, is idle") {
+    dhtkit::ring<dhtkit::node_id> ring;
+    (void)ring.add(dhtkit::node_id{1});
+    dhtkit::replica<> r(dhtkit::node_id{1}, config, ring, store, hints);
+    REQUIRE(!r.next_wakeup());
+    REQUIRE(unchanged_by_ticks(r, {}));
+    // A put it can complete alone leaves it idle; one waiting for a second
+    // acknowledgement wakes it exactly at its deadline.
+    dhtkit::request_options one;
+    one.n = 1;
+    one.w = 1;
+    (void)r.put("k", dhtkit::to_bytes("v"), {}, {}, one);
+    REQUIRE(r.take_outbox().puts.size() == 1);
+    REQUIRE(!r.next_wakeup());
+    const dhtkit::time_point at{dhtkit::seconds(10)};
+    (void)r.put("k2", dhtkit::to_bytes("v"), {}, at);
+    REQUIRE(r.next_wakeup() == at + config.request_timeout);
+    r.tick(at + config.request_timeout - std::chrono::nanoseconds(1));
+    REQUIRE(r.take_outbox().puts.empty());
+    r.tick(at + config.request_timeout);
+    REQUIRE(r.take_outbox().puts.at(0).error == dhtkit::errc::quorum_not_reached);
+    REQUIRE(!r.next_wakeup());
+    REQUIRE(unchanged_by_ticks(r, at + dhtkit::seconds(1)));
+  }
+
+  SECTION("with peers, the periodic rounds are work; with every peer dead, they are not") {
+    dhtkit::ring<dhtkit::node_id> ring;
+    for (std::uint64_t i = 1; i <= 3; ++i) (void)ring.add(dhtkit::node_id{i});
+    dhtkit::replica<> r(dhtkit::node_id{1}, config, ring, store, hints);
+    REQUIRE(r.next_wakeup() == dhtkit::time_point{});  // the first round is due at once
+    r.tick({});
+    REQUIRE(r.take_outbox().messages.size() == 1);  // an anti-entropy exchange
+    REQUIRE(r.next_wakeup() == dhtkit::time_point{} + config.anti_entropy_interval);
+    r.mark_dead(dhtkit::node_id{2});
+    REQUIRE(r.next_wakeup());
+    r.mark_dead(dhtkit::node_id{3});
+    REQUIRE(r.next_wakeup());  // the session started above is still open
+    r.tick(dhtkit::time_point{} + config.ae_session_timeout);
+    (void)r.take_outbox();
+    REQUIRE(!r.next_wakeup());  // session abandoned, nobody to talk to
+    REQUIRE(unchanged_by_ticks(r, dhtkit::time_point{} + dhtkit::seconds(1)));
+    r.mark_alive(dhtkit::node_id{3});
+    REQUIRE(r.next_wakeup());
+    // A hint held for a dead owner is work too (it is offered or expires).
+    r.mark_dead(dhtkit::node_id{3});
+    REQUIRE(!r.next_wakeup());
+    REQUIRE(!hints.add("k", dhtkit::node_id{2}, {}));
+    REQUIRE(r.next_wakeup());
+  }
 }

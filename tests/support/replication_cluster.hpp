@@ -1,7 +1,8 @@
 // A seeded replication scenario on the simulator, shared by the tests and by
 // bench_replication_sim / bench_replication.
 //
-// 5 to 9 replicas (dhtkit::replica over sim::network). Clients run a set-add
+// 5 to 9 replicas (dhtkit::replica over sim::network, each driven by a
+// sim::core_driver that ticks it at its next_wakeup()). Clients run a set-add
 // workload, Jepsen style: read a key, union the elements of all siblings, add
 // one new unique element, write back with the read's context. Every element
 // names the write that added it, so "no acknowledged write lost" is checkable:
@@ -27,7 +28,7 @@
 //   5. every sibling set (reads and stored) is an antichain of the true
 //      causality (no sibling is in another's causal past), so siblings never
 //      exceed truly concurrent writers; every clock has at most N entries.
-// One exception to 4 and 5, by design (see replication/coordinator.hpp): a
+// One exception to 4 and 5, by design (see replication/replica.hpp): a
 // put forwarded to a true replica that did not answer in time is passed on to
 // another, and if the first had stored it after all, the client's one write
 // has two dots -- two write events, as with any client retry. The harness
@@ -47,8 +48,9 @@
 #include <string>
 #include <vector>
 
-#include "dhtkit/replication/coordinator.hpp"
 #include "dhtkit/core/random.hpp"
+#include "dhtkit/driver/sim_driver.hpp"
+#include "dhtkit/replication/replica.hpp"
 #include "dhtkit/transport/sim.hpp"
 
 namespace dhtkit::test {
@@ -65,24 +67,11 @@ struct scenario_config {
   std::size_t writes_before_delete = 4;
   duration workload = seconds(3);
   duration think = millis(20);  // pause between a client's operations
-  duration tick = millis(10);   // replica tick period
   std::size_t max_converge_rounds = 300;
   bool collect_phase = true;  // then wait past tombstone collection and check again
   bool check_convergence = true;
 
-  static replica_config defaults() {
-    replica_config c;
-    c.request_timeout = millis(300);
-    c.replica_timeout = millis(60);
-    c.suspect_period = millis(500);
-    c.anti_entropy_interval = millis(100);
-    c.handoff_interval = millis(100);
-    c.hint_max_age = seconds(5);
-    c.tombstone_grace = seconds(5);
-    c.marker_ttl = seconds(3);
-    c.ae_range_bits = 2;
-    return c;
-  }
+  static replica_config defaults() { return replica_config::local(); }
 
   // A random but valid scenario for a seed: 5..9 nodes, N/R/W among
   // 3/2/2, 3/1/3, 3/3/1, 3/2/2 strict, 5/3/3; odd seeds strict quorum.
@@ -232,15 +221,15 @@ class replication_cluster {
     net_.crash(nodes_[i]->ep);
     down_at_.insert(i);
     for (std::size_t j = 0; j < nodes_.size(); ++j)
-      if (j != i) nodes_[j]->core->mark_down(nodes_[i]->id);
+      if (j != i) verdict(j, nodes_[i]->id, false);
   }
   // Restart node i (state kept) and mark it up everywhere at once.
   void restart_now(std::size_t i) {
     net_.restart(nodes_[i]->ep, true);
     down_at_.erase(i);
-    arm(i);
+    nodes_[i]->driver->rearm();
     for (std::size_t j = 0; j < nodes_.size(); ++j)
-      if (j != i) nodes_[j]->core->mark_up(nodes_[i]->id);
+      if (j != i) verdict(j, nodes_[i]->id, true);
   }
   void drain_node(std::size_t i) { drain(i); }
 
@@ -251,6 +240,7 @@ class replication_cluster {
     memory_storage store;  // durable
     hint_store hints;      // durable
     std::unique_ptr<replica<>> core;
+    std::unique_ptr<sim::core_driver<replica<>>> driver;
   };
   struct key_state {
     std::string name;
@@ -293,43 +283,54 @@ class replication_cluster {
 
   // ---- driving the cores ----
 
+  // The first build makes the driver; a restart that lost volatile state
+  // (build again) points it at the new core and re-arms it.
   void build(std::size_t i) {
     node_state& n = *nodes_[i];
     n.core = std::make_unique<replica<>>(n.id, config_.replica, ring_, n.store, n.hints);
     for (std::size_t j = 0; j < nodes_.size(); ++j)
-      if (j != i && down_at_.contains(j)) n.core->mark_down(nodes_[j]->id);
-    auto& t = net_.transport(n.ep);
-    t.set_receive_handler([this, i](const sim::endpoint& from, std::span<const std::byte> bytes) {
-      nodes_[i]->core->receive(nodes_[from.id - 1]->id, bytes, net_.now());
-      drain(i);
-    });
-    arm(i);
-  }
-
-  void arm(std::size_t i) {
-    net_.transport(nodes_[i]->ep).schedule_after(config_.tick, [this, i] {
-      nodes_[i]->core->tick(net_.now());
-      drain(i);
-      arm(i);
-    });
-  }
-
-  void drain(std::size_t i) {
-    replica_outbox& out = nodes_[i]->core->outbox();
-    auto& t = net_.transport(nodes_[i]->ep);
-    for (auto& m : out.messages) {
-      note_forward(m.to, m.payload);
-      (void)t.send(nodes_[by_id_.at(m.to)]->ep, m.payload);
+      if (j != i && down_at_.contains(j)) n.core->mark_dead(nodes_[j]->id);
+    if (n.driver) {
+      // The crash discarded the timers and, without state, the receive
+      // handler: re-arm, then install the handler again.
+      n.driver->set_core(*n.core);
+      n.driver->rearm();
+      n.driver->start();
+      return;
     }
-    auto puts = std::move(out.puts);
-    auto gets = std::move(out.gets);
-    out.clear();
-    for (auto& p : puts) on_put(i, p);
-    for (auto& g : gets) on_get(i, g);
+    n.driver = std::make_unique<sim::core_driver<replica<>>>(net_.transport(n.ep), *n.core);
+    n.driver->to_endpoint = [this](const node_id& id) { return nodes_[by_id_.at(id)]->ep; };
+    n.driver->from_endpoint = [this](const sim::endpoint& ep) { return nodes_[ep.id - 1]->id; };
+    n.driver->on_send = [this](const node_id& to, std::span<const std::byte> bytes) {
+      note_forward(to, bytes);
+    };
+    n.driver->on_outbox = [this, i](replica_outbox& out) {
+      auto puts = std::move(out.puts);
+      auto gets = std::move(out.gets);
+      for (auto& p : puts) on_put(i, p);
+      for (auto& g : gets) on_get(i, g);
+    };
+    n.driver->start();
+  }
+
+  // After a client call: send, report, re-arm.
+  void drain(std::size_t i) { nodes_[i]->driver->drain(); }
+
+  // A failure detector's verdict about `about`, given to node j through its
+  // driver: mark_alive can give an idle replica work (a peer to exchange
+  // with), so its wake-up is re-armed.
+  void verdict(std::size_t j, node_id about, bool alive) {
+    nodes_[j]->driver->call([&](replica<>& core, time_point) {
+      if (alive) {
+        core.mark_alive(about);
+      } else {
+        core.mark_dead(about);
+      }
+    });
   }
 
   // Which true replicas each write was forwarded to (see the top comment).
-  void note_forward(node_id to, const std::vector<std::byte>& payload) {
+  void note_forward(node_id to, std::span<const std::byte> payload) {
     auto env = wire::decode_envelope(payload, config_.replica.limits);
     if (!env || env->type != detail::repl::forward_put::wire_type) return;
     auto f = wire::decode_payload<detail::repl::forward_put>(*env, config_.replica.limits);
@@ -642,7 +643,7 @@ class replication_cluster {
           net_.transport(nodes_[victim]->ep).incarnation() != incarnation)
         return;
       for (std::size_t j = 0; j < nodes_.size(); ++j)
-        if (j != victim) nodes_[j]->core->mark_down(nodes_[victim]->id);
+        if (j != victim) verdict(j, nodes_[victim]->id, false);
     });
     net_.schedule_after(down_for, [this, victim, keep_state] { restart(victim, keep_state); });
   }
@@ -652,13 +653,13 @@ class replication_cluster {
     net_.restart(nodes_[victim]->ep, keep_state);
     down_at_.erase(victim);
     if (keep_state) {
-      arm(victim);
+      nodes_[victim]->driver->rearm();
     } else {
       build(victim);  // storage and hints survive; the core's volatile state does not
     }
     net_.schedule_after(millis(50), [this, victim] {
       for (std::size_t j = 0; j < nodes_.size(); ++j)
-        if (j != victim) nodes_[j]->core->mark_up(nodes_[victim]->id);
+        if (j != victim) verdict(j, nodes_[victim]->id, true);
     });
   }
 
@@ -672,7 +673,7 @@ class replication_cluster {
       if (!net_.transport(nodes_[i]->ep).is_up()) restart(i, rng_.below(2) == 0);
     for (std::size_t i = 0; i < nodes_.size(); ++i)
       for (std::size_t j = 0; j < nodes_.size(); ++j)
-        if (i != j) nodes_[i]->core->mark_up(nodes_[j]->id);
+        if (i != j) verdict(i, nodes_[j]->id, true);
   }
 
   scenario_config config_;

@@ -14,6 +14,7 @@
 #include "dhtkit/core/node_id.hpp"
 #include "dhtkit/replication/versioned_value.hpp"
 #include "dhtkit/transport/wire.hpp"
+#include "dhtkit/transport/wire_tags.hpp"
 
 namespace dhtkit::detail::repl {
 
@@ -165,5 +166,10 @@ struct ae_pull {
 
 using codec = wire::codec<replicate, replicate_ack, read_request, read_reply, forward_put, forward_reply,
                           ae_hashes, ae_diff, ae_push, ae_pull, forward_accept>;
+
+static_assert(
+    wire::tags_within<replicate, replicate_ack, read_request, read_reply, forward_put, forward_reply,
+                      ae_hashes, ae_diff, ae_push, ae_pull, forward_accept>(wire::tags::replication),
+    "dhtkit replication: a message's wire tag is outside the replication range (wire_tags.hpp)");
 
 }  // namespace dhtkit::detail::repl

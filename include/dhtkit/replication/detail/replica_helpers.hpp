@@ -1,0 +1,105 @@
+// The replica's small helpers shared by every part: the request timeout bound, send() (the
+// one place a message enters the outbox, bounded and counted), ring walks and target
+// choice, and the completions. Out of replica.hpp so the class reads first.
+//
+// Included at the end of dhtkit/replication/replica.hpp; not to be included alone.
+#pragma once
+
+#include "dhtkit/replication/replica.hpp"
+
+namespace dhtkit {
+
+template <storage Storage>
+bool replica<Storage>::valid_timeout(duration t) const noexcept {
+  return t > duration::zero() && t <= 10 * config_.request_timeout;
+}
+
+template <storage Storage>
+template <class Msg>
+void replica<Storage>::send(node_id to, const Msg& m) {
+  if (out_.messages.size() >= config_.max_outbox_messages) {
+    ++stats_.outbox_dropped;
+    return;
+  }
+  auto bytes = codec_.encode(m, self_);
+  if (!bytes) {
+    ++stats_.encode_failures;
+    return;
+  }
+  out_.messages.push_back({to, std::move(*bytes)});
+  ++stats_.messages_sent;
+  ++stats_.messages_sent;
+}
+
+template <storage Storage>
+std::vector<node_id> replica<Storage>::ring_walk(std::string_view key, std::uint32_t n) const {
+  return replicas_of(key, n + (config_.strict_quorum ? 0 : config_.max_fallbacks));
+}
+
+template <storage Storage>
+bool replica<Storage>::is_true_replica(std::string_view key, node_id node, std::uint32_t n) const {
+  const auto pl = replicas_of(key, n);
+  return std::find(pl.begin(), pl.end(), node) != pl.end();
+}
+
+// First n healthy candidates (sloppy) or the healthy true replicas (strict).
+template <storage Storage>
+std::vector<node_id> replica<Storage>::initial_targets(const std::vector<node_id>& candidates,
+                                                       const std::vector<node_id>& true_replicas,
+                                                       std::uint32_t n, time_point now) const {
+  std::vector<node_id> out;
+  const auto& pool = config_.strict_quorum ? true_replicas : candidates;
+  for (const node_id& c : pool) {
+    if (out.size() == n) break;
+    if (healthy(c, now)) out.push_back(c);
+  }
+  return out;
+}
+
+template <storage Storage>
+template <class Op>
+std::optional<node_id> replica<Storage>::next_candidate(const Op& op, time_point now) const {
+  if (config_.strict_quorum) return std::nullopt;
+  for (const node_id& c : op.candidates) {
+    if (!healthy(c, now)) continue;
+    bool used = false;
+    for (const auto& t : op.targets) used = used || t.node == c;
+    if (!used) return c;
+  }
+  return std::nullopt;
+}
+
+template <storage Storage>
+void replica<Storage>::fail_get(request_id id, std::string_view key, std::error_code ec,
+                                std::uint32_t replies, std::uint32_t r) {
+  get_completion c;
+  c.id = id;
+  c.key = std::string(key);
+  c.error = ec;
+  c.replies = replies;
+  c.required = r;
+  ++stats_.gets_failed;
+  out_.gets.push_back(std::move(c));
+}
+
+template <storage Storage>
+void replica<Storage>::complete_put(request_id id, std::string_view key, std::error_code ec,
+                                    std::uint32_t acks, std::uint32_t w) {
+  put_completion c;
+  c.id = id;
+  c.key = std::string(key);
+  c.error = ec;
+  c.acks = acks;
+  c.required = w;
+  ec ? ++stats_.puts_failed : ++stats_.puts_ok;
+  out_.puts.push_back(std::move(c));
+}
+
+// A local change to a key invalidates what was confirmed about it.
+template <storage Storage>
+void replica<Storage>::touched(const std::string& key) {
+  tombs_.erase(key);
+  markers_.erase(key);
+}
+
+}  // namespace dhtkit
