@@ -31,6 +31,7 @@
 #include <cereal/types/string.hpp>
 #include <dhtkit/chord/router.hpp>
 #include <dhtkit/clock/vector_clock.hpp>
+#include <dhtkit/driver/sim_driver.hpp>
 #include <dhtkit/membership/swim.hpp>
 #include <dhtkit/replication/replica.hpp>
 #include <dhtkit/ring/ring.hpp>
@@ -214,42 +215,33 @@ void chord_walkthrough(std::uint64_t seed) {
   config.expected_nodes = n;  // successor lists of r = 2 log2 64 = 12
 
   std::vector<std::unique_ptr<chord_router>> nodes;
+  std::vector<std::unique_ptr<dhtkit::sim::core_driver<chord_router>>> drivers;
   std::vector<dhtkit::sim::node_transport*> transports;
   std::vector<dhtkit::chord::lookup_result<dhtkit::sim::endpoint>> results;
   std::vector<std::size_t> live;
-  // A driver: send what the router wrote, keep lookup results, rejoin after a failed join.
-  std::function<void(std::size_t)> flush = [&](std::size_t i) {
-    auto out = std::move(nodes[i]->outbox());
-    nodes[i]->outbox().clear();
-    for (const auto& m : out.messages) (void)transports[i]->send(m.to, m.bytes);
-    results.insert(results.end(), out.lookups.begin(), out.lookups.end());
-    for (const auto& s : out.status)
-      if (s.kind == dhtkit::chord::status_kind::join_failed &&
-          !nodes[i]->join(transports[0]->local_endpoint(), net.now()))
-        flush(i);
-  };
-
-  std::function<void(std::size_t)> tick = [&](std::size_t i) {
-    nodes[i]->tick(net.now());
-    flush(i);
-    transports[i]->schedule_after(dhtkit::millis(100), [&, i] { tick(i); });
+  auto join = [&](chord_router& r, dhtkit::time_point now) {
+    return r.join(transports[0]->local_endpoint(), now);
   };
   for (std::size_t i = 0; i < n; ++i) {
     auto& t = net.add_endpoint();
     transports.push_back(&t);
     nodes.push_back(std::make_unique<chord_router>(dhtkit::node_id::from_name("chord-" + std::to_string(i)),
                                                    t.local_endpoint(), config, seed + i));
-    t.set_receive_handler([&, i](const dhtkit::sim::endpoint& from, std::span<const std::byte> bytes) {
-      nodes[i]->receive(from, bytes, net.now());
-      flush(i);
-    });
+    // The generic driver sends what the router wrote and ticks it when it
+    // asks; the demo keeps lookup results and retries a failed join.
+    drivers.push_back(std::make_unique<dhtkit::sim::core_driver<chord_router>>(t, *nodes[i]));
+    drivers[i]->on_outbox = [&, i](chord_router::outbox_type& out) {
+      results.insert(results.end(), out.lookups.begin(), out.lookups.end());
+      for (const auto& s : out.status)
+        if (s.kind == dhtkit::chord::status_kind::join_failed)
+          net.schedule_after(dhtkit::millis(1), [&, i] { (void)drivers[i]->call(join); });
+    };
+    drivers[i]->start();
     if (i == 0) {
-      nodes[0]->create(net.now());
+      drivers[0]->call([](chord_router& r, dhtkit::time_point now) { r.create(now); });
     } else {
-      (void)nodes[i]->join(transports[0]->local_endpoint(), net.now());
-      flush(i);
+      (void)drivers[i]->call(join);
     }
-    tick(i);
     live.push_back(i);
     net.run_until(net.now() + dhtkit::millis(500));
   }
@@ -266,8 +258,8 @@ void chord_walkthrough(std::uint64_t seed) {
     results.clear();
     for (int k = 0; k < 2000; ++k) {
       const std::size_t from = live[rng() % live.size()];
-      (void)nodes[from]->lookup(rng(), net.now());
-      flush(from);
+      (void)drivers[from]->call(
+          [&](chord_router& r, dhtkit::time_point now) { return r.lookup(rng(), now); });
     }
     net.run_until(net.now() + dhtkit::seconds(10));
     std::size_t correct = 0, hops = 0;
@@ -308,40 +300,29 @@ void swim_walkthrough(std::uint64_t seed) {
   const auto config = dhtkit::membership::swim_config::lan();  // probe every 1 s, as memberlist's LAN
 
   std::vector<std::unique_ptr<swim_member>> members;
+  std::vector<std::unique_ptr<dhtkit::sim::core_driver<swim_member>>> drivers;
   std::vector<dhtkit::sim::node_transport*> transports;
   std::optional<dhtkit::time_point> crashed_at, first_suspect;
   std::size_t dead_views = 0;  // members that have declared the victim dead
   const auto victim_id = dhtkit::node_id::from_name("member-" + std::to_string(victim));
-  std::function<void(std::size_t)> flush = [&](std::size_t i) {
-    auto out = members[i]->take_outbox();
-    for (const auto& m : out.messages) (void)transports[i]->send(m.to, m.bytes);
-    for (const auto& e : out.events) {
-      if (!crashed_at || e.id != victim_id) continue;
-      if (e.kind == dhtkit::membership::event_kind::suspect && !first_suspect) first_suspect = e.at;
-      if (e.kind == dhtkit::membership::event_kind::dead) ++dead_views;
-    }
-  };
-  // Tick at the time the core asks for, re-armed after every tick.
-  std::function<void(std::size_t)> tick = [&](std::size_t i) {
-    members[i]->tick(net.now());
-    flush(i);
-    if (const auto wake = members[i]->next_wakeup())
-      transports[i]->schedule_at(std::max(*wake, net.now()), [&, i] { tick(i); });
-  };
   for (std::size_t i = 0; i < n; ++i) {
     auto& t = net.add_endpoint();
     transports.push_back(&t);
     members.push_back(std::make_unique<swim_member>(dhtkit::node_id::from_name("member-" + std::to_string(i)),
                                                     t.local_endpoint(), config, seed + i));
-    t.set_receive_handler([&, i](const dhtkit::sim::endpoint& from, std::span<const std::byte> bytes) {
-      (void)members[i]->receive(from, bytes, net.now());
-      flush(i);
-    });
+    drivers.push_back(std::make_unique<dhtkit::sim::core_driver<swim_member>>(t, *members[i]));
+    drivers[i]->on_outbox = [&](swim_member::outbox_type& out) {
+      for (const auto& e : out.events) {
+        if (!crashed_at || e.id != victim_id) continue;
+        if (e.kind == dhtkit::membership::event_kind::suspect && !first_suspect) first_suspect = e.at;
+        if (e.kind == dhtkit::membership::event_kind::dead) ++dead_views;
+      }
+    };
+    drivers[i]->start();
     if (i > 0) {
       const dhtkit::sim::endpoint seeds[] = {transports[0]->local_endpoint()};
-      (void)members[i]->join(seeds, net.now());
+      (void)drivers[i]->call([&](swim_member& m, dhtkit::time_point now) { return m.join(seeds, now); });
     }
-    tick(i);
   }
   net.run_until(net.now() + dhtkit::seconds(20));
   std::size_t complete = 0;
@@ -375,35 +356,26 @@ void replication_walkthrough(std::uint64_t seed) {
   // Durable state (store and hints) lives outside the replica, as on disk.
   std::vector<dhtkit::memory_storage> stores(n);
   std::vector<dhtkit::hint_store> hints(n);
-  std::vector<std::unique_ptr<dhtkit::replica<>>> nodes;
+  std::vector<std::unique_ptr<dhtkit::replica<>>> nodes(n);
+  std::vector<std::unique_ptr<dhtkit::sim::core_driver<dhtkit::replica<>>>> drivers(n);
   std::vector<dhtkit::sim::node_transport*> transports;
   std::map<dhtkit::sim::endpoint, dhtkit::node_id> id_of;
   std::vector<dhtkit::put_completion> puts;
   std::vector<dhtkit::get_completion> gets;
-  std::function<void(std::size_t)> flush = [&](std::size_t i) {
-    auto& out = nodes[i]->outbox();
-    for (const auto& m : out.messages)  // node ids are 1..n, transports 0..n-1
-      (void)transports[i]->send(transports[m.to.value - 1]->local_endpoint(), m.bytes);
-    puts.insert(puts.end(), out.puts.begin(), out.puts.end());
-    gets.insert(gets.end(), out.gets.begin(), out.gets.end());
-    out.clear();
-  };
-  std::function<void(std::size_t)> tick = [&](std::size_t i) {
-    nodes[i]->tick(net.now());
-    flush(i);
-    transports[i]->schedule_after(dhtkit::millis(10), [&, i] { tick(i); });
-  };
+  // The replica names peers by node id (1..n); the driver maps them to the
+  // simulator's endpoints (transports 0..n-1) and ticks at next_wakeup().
   auto start = [&](std::size_t i) {
     nodes[i] =
         std::make_unique<dhtkit::replica<>>(ids[i], dhtkit::replica_config{}, ring, stores[i], hints[i]);
-    transports[i]->set_receive_handler(
-        [&, i](const dhtkit::sim::endpoint& from, std::span<const std::byte> bytes) {
-          (void)nodes[i]->receive(id_of[from], bytes, net.now());
-          flush(i);
-        });
-    tick(i);
+    drivers[i] = std::make_unique<dhtkit::sim::core_driver<dhtkit::replica<>>>(*transports[i], *nodes[i]);
+    drivers[i]->to_endpoint = [&](dhtkit::node_id id) { return transports[id.value - 1]->local_endpoint(); };
+    drivers[i]->from_endpoint = [&](const dhtkit::sim::endpoint& e) { return id_of[e]; };
+    drivers[i]->on_outbox = [&](dhtkit::replica_outbox& out) {
+      puts.insert(puts.end(), out.puts.begin(), out.puts.end());
+      gets.insert(gets.end(), out.gets.begin(), out.gets.end());
+    };
+    drivers[i]->start();
   };
-  nodes.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     transports.push_back(&net.add_endpoint());
     id_of[transports[i]->local_endpoint()] = ids[i];
@@ -415,13 +387,15 @@ void replication_walkthrough(std::uint64_t seed) {
   const std::size_t down = 2;
   net.crash(transports[down]->local_endpoint());
   for (std::size_t i = 0; i < n; ++i)
-    if (i != down) nodes[i]->mark_dead(ids[down]);
+    if (i != down)
+      drivers[i]->call([&](dhtkit::replica<>& r, dhtkit::time_point) { r.mark_dead(ids[down]); });
   constexpr int keys = 200;
-  for (int k = 0; k < keys; ++k) {
-    const std::string key = "key:" + std::to_string(k);
-    (void)nodes[0]->put(key, dhtkit::to_bytes(key), dhtkit::version_vector{}, net.now());
-  }
-  flush(0);
+  drivers[0]->call([&](dhtkit::replica<>& r, dhtkit::time_point now) {
+    for (int k = 0; k < keys; ++k) {
+      const std::string key = "key:" + std::to_string(k);
+      (void)r.put(key, dhtkit::to_bytes(key), dhtkit::version_vector{}, now);
+    }
+  });
   net.run_until(net.now() + dhtkit::seconds(2));
   std::size_t ok = 0;
   for (const auto& p : puts) ok += !p.error;
@@ -433,7 +407,8 @@ void replication_walkthrough(std::uint64_t seed) {
   // It comes back with its disk (store) intact but nothing from while it was down.
   net.restart(transports[down]->local_endpoint(), /*keep_state=*/false);
   start(down);
-  for (std::size_t i = 0; i < n; ++i) nodes[i]->mark_alive(ids[down]);
+  for (std::size_t i = 0; i < n; ++i)
+    drivers[i]->call([&](dhtkit::replica<>& r, dhtkit::time_point) { r.mark_alive(ids[down]); });
   const std::size_t before = stores[down].stats().keys;
   net.run_until(net.now() + dhtkit::seconds(5));
   held_hints = 0;
@@ -441,8 +416,9 @@ void replication_walkthrough(std::uint64_t seed) {
   std::printf(
       "  node 3 restarts holding %zu keys; 5 s of hinted handoff later it holds %zu, %zu hints left\n",
       before, stores[down].stats().keys, held_hints);
-  for (int k = 0; k < keys; ++k) (void)nodes[down]->get("key:" + std::to_string(k), net.now());
-  flush(down);
+  drivers[down]->call([&](dhtkit::replica<>& r, dhtkit::time_point now) {
+    for (int k = 0; k < keys; ++k) (void)r.get("key:" + std::to_string(k), now);
+  });
   net.run_until(net.now() + dhtkit::seconds(2));
   std::size_t single = 0;
   for (const auto& g : gets) single += !g.error && g.siblings.size() == 1;
