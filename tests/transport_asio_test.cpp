@@ -932,7 +932,7 @@ TEST_CASE("tcp starts a connection made after a reset mid-frame with the hello, 
   CHECK(a.stats().connections_opened == 2);
 }
 
-TEST_CASE("udp bound to [::] answers IPv4 peers", "[transport][udp]") {
+TEST_CASE("udp bound to the IPv6 any address :: answers IPv4 peers", "[transport][udp]") {
   asio::io_context io;
   dhtkit::udp_transport_config cfg;
   cfg.bind = dhtkit::endpoint::v6({}, 0);
