@@ -228,7 +228,7 @@ TEST_CASE("chord: arcs on the circle wrap around", "[chord]") {
   CHECK(detail::in_half_open(~0ULL, 5, 2));
 }
 
-TEST_CASE("chord: lookups before joining fail; a lone node owns everything", "[chord]") {
+TEST_CASE("chord: lookups before joining fail and a lone node owns everything", "[chord]") {
   dhtkit::test::sim_router r(node_id{42}, ep{1}, {}, 1);
   CHECK(r.lookup(7, time_point{}).error() == dhtkit::errc::not_joined);
   CHECK(r.leave(time_point{}) == dhtkit::errc::not_joined);
@@ -430,7 +430,7 @@ TEST_CASE("chord: a voluntary leave hands off to both neighbours at once", "[cho
   }
 }
 
-TEST_CASE("chord: range events add up to each node's range (predecessor, self]", "[chord][sim]") {
+TEST_CASE("chord: range events add up to each node's range from predecessor to self", "[chord][sim]") {
   for (std::uint64_t seed : dhtkit::test::seeds(3)) {
     DHTKIT_SEED_SCOPE(seed);
     chord_cluster c(seed);

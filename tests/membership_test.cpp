@@ -393,7 +393,8 @@ std::vector<update> updates_to(const swim_outbox<endpoint>& out, const endpoint&
 // a suspicion we already held counted as an independent confirmation (from
 // the pusher), shrinking Lifeguard's timeout towards Min with no new evidence
 // and being re-gossiped as a confirmation. memberlist skips what it agrees on.
-TEST_CASE("membership: a push-pull never confirms a suspicion; an independent accuser does", "[membership]") {
+TEST_CASE("membership: a push-pull never confirms a suspicion but an independent accuser does",
+          "[membership]") {
   const swim_config config = swim_config::lan();
   ep_swim core(node_id{1}, endpoint::loopback_v4(1), config, 5);
   time_point now{};

@@ -54,7 +54,7 @@ TEST_CASE("merkle diff finds exactly the differing buckets", "[merkle]") {
   }
 }
 
-TEST_CASE("merkle order of insertion does not matter; empty trees hash to 0", "[merkle]") {
+TEST_CASE("merkle order of insertion does not matter and empty trees hash to 0", "[merkle]") {
   dhtkit::merkle_tree a({}, 0, 1), b({}, 0, 1);
   REQUIRE(a.root() == 0);
   a.insert(5, 1);

@@ -328,7 +328,7 @@ dhtkit::replica_config hand_config() {
 
 }  // namespace
 
-TEST_CASE("per-request timeouts outside (0, 10 request timeouts] are refused", "[replication]") {
+TEST_CASE("per-request timeouts of zero or over 10 request timeouts are refused", "[replication]") {
   hand_cluster c(hand_config());
   dhtkit::request_options zero, huge, fine;
   zero.timeout = dhtkit::duration::zero();

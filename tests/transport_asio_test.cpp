@@ -4,6 +4,9 @@
 //
 // Every socket binds 127.0.0.1 port 0 and every wait is bounded and ends as
 // soon as its event happened; nothing sleeps.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <algorithm>
 #include <array>
 #include <asio/io_context.hpp>
@@ -491,8 +494,16 @@ TEST_CASE("tcp send queue is bounded: drop_oldest keeps the newest frames", "[tr
   b.set_receive_handler(c.handler());
   REQUIRE(run_until(
       io, [&] { return c.got.size() == 8; }, 5s));
-  run_until(
-      io, [] { return false; }, 50ms);
+  // No ninth frame can follow once a has accounted for every send (written or
+  // dropped by the policy) and b has handed over every frame a wrote.
+  REQUIRE(run_until(
+      io,
+      [&] {
+        const auto s = a.stats();
+        return s.frames_sent + s.dropped_queue_full == sent.size() &&
+               b.stats().frames_received == s.frames_sent;
+      },
+      5s));
   REQUIRE(c.got.size() == 8);
   for (std::size_t i = 0; i < 8; ++i) CHECK(c.got[i].second == sent[12 + i]);
 }
@@ -803,6 +814,16 @@ TEST_CASE("sends from another thread are bounded while the strand has not taken 
   CHECK(!ua.send(ub.local_endpoint(), make_payload(1, 100)));
 }
 
+// Whether a listener's accept queue is full: Linux reports, for a listening
+// socket, the queue's length in tcpi_unacked and its limit in tcpi_sacked, and
+// drops SYNs once the length exceeds the limit.
+bool accept_queue_full(asio::ip::tcp::acceptor& listener) {
+  tcp_info info{};
+  socklen_t size = sizeof info;
+  if (::getsockopt(listener.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) != 0) return false;
+  return info.tcpi_unacked > info.tcpi_sacked;
+}
+
 TEST_CASE("tcp cuts off a connection attempt at connect_timeout", "[transport][tcp]") {
   asio::io_context io;
   // A listener that never accepts, with its accept queue full: Linux then drops
@@ -812,13 +833,19 @@ TEST_CASE("tcp cuts off a connection attempt at connect_timeout", "[transport][t
   stuck.open(any.protocol());
   stuck.bind(any);
   stuck.listen(0);
+  int fillers_connected = 0;  // outlives the fillers and their handlers
   std::vector<std::unique_ptr<asio::ip::tcp::socket>> fillers;
   for (int i = 0; i < 4; ++i) {
     fillers.push_back(std::make_unique<asio::ip::tcp::socket>(io));
-    fillers.back()->async_connect(stuck.local_endpoint(), [](std::error_code) {});
+    fillers.back()->async_connect(stuck.local_endpoint(), [&](std::error_code ec) {
+      if (!ec) ++fillers_connected;
+    });
   }
-  run_until(
-      io, [] { return false; }, 50ms);  // let the fillers take the queue
+  // The fillers have taken the queue once the kernel reports it full; the
+  // connected one is what fills it (the others' SYNs are dropped and stay
+  // pending).
+  REQUIRE(run_until(
+      io, [&] { return fillers_connected >= 1 && accept_queue_full(stuck); }, 5s));
 
   auto cfg = fast_tcp_config();
   cfg.connect_timeout = dhtkit::millis(30);
@@ -932,7 +959,7 @@ TEST_CASE("tcp starts a connection made after a reset mid-frame with the hello, 
   CHECK(a.stats().connections_opened == 2);
 }
 
-TEST_CASE("udp bound to [::] answers IPv4 peers", "[transport][udp]") {
+TEST_CASE("udp bound to the IPv6 any address :: answers IPv4 peers", "[transport][udp]") {
   asio::io_context io;
   dhtkit::udp_transport_config cfg;
   cfg.bind = dhtkit::endpoint::v6({}, 0);

@@ -644,7 +644,7 @@ TEST_CASE("wire: encode enforces the limits a decoder will apply", "[wire]") {
   CHECK(largest_allocation < 4 * 1024 * 1024);
 }
 
-TEST_CASE("wire: decode_payload checks the tag; the codec validates its limits", "[wire]") {
+TEST_CASE("wire: decode_payload checks the tag and the codec validates its limits", "[wire]") {
   auto bytes = *dhtkit::wire::encode(sample_put(), dhtkit::node_id{1});
   auto env = dhtkit::wire::decode_envelope(bytes);
   REQUIRE(env);
