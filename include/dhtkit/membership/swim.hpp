@@ -16,7 +16,7 @@
 // a suspicion timeout that shrinks with independent confirmations, nacks from
 // ping-req helpers and the buddy system; each is a switch in swim_config.
 //
-// The core does no I/O (DESIGN.md) and has the shape every dhtkit core has
+// The core does no I/O (docs/design.md) and has the shape every dhtkit core has
 // (driver/protocol_core.hpp): the driver hands it received bytes and the
 // time, calls tick() at next_wakeup(), and sends the messages and reports the
 // events it finds in the outbox (sim::core_driver and asio_driver do all of
