@@ -908,7 +908,7 @@ TEST_CASE("chord: rings of 128..1024 nodes converge and route correctly", "[chor
   }
 }
 
-TEST_CASE("chord: receive says why a message was refused; next_wakeup and take_outbox", "[chord]") {
+TEST_CASE("chord: receive says why a message was refused, next_wakeup and take_outbox drive it", "[chord]") {
   dhtkit::test::sim_router a(node_id{100}, ep{1}, {}, 1);
   codec_t codec;
   auto bytes = codec.encode(detail::find_request{1, 5}, node_id{200});

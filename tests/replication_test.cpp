@@ -123,7 +123,7 @@ TEST_CASE("storage header example and limits", "[replication][storage]") {
   REQUIRE(low + high == 21);
 }
 
-std::error_code coordinator_example() {
+std::error_code replica_example() {
   dhtkit::ring<dhtkit::node_id> ring;
   for (std::uint64_t i = 1; i <= 3; ++i) (void)ring.add(dhtkit::node_id{i});
   dhtkit::memory_storage store;                                   // durable state: survives a restart
@@ -144,7 +144,7 @@ std::error_code coordinator_example() {
   return {};
 }
 
-TEST_CASE("coordinator header example", "[replication]") { REQUIRE(!coordinator_example()); }
+TEST_CASE("replica header example", "[replication]") { REQUIRE(!replica_example()); }
 
 TEST_CASE("replica refuses bad configurations and bad requests", "[replication]") {
   dhtkit::ring<dhtkit::node_id> ring;
