@@ -215,7 +215,8 @@ TEST_CASE("membership: hostile and malformed messages are rejected", "[membershi
     const auto env = wire::decode_envelope(from_us);
     REQUIRE(env);
     CHECK(core.receive(peer, *env, now) == errc::not_a_member);
-    auto bad = wire::decode_envelope(bytes_of(g, 2));
+    const auto gossip_bytes = bytes_of(g, 2);  // the envelope views these bytes: keep them alive
+    auto bad = wire::decode_envelope(gossip_bytes);
     REQUIRE(bad);
     bad->type = mdetail::nack::wire_type;  // a gossip payload read as a nack
     CHECK(core.receive(peer, *bad, now));
