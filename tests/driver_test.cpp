@@ -302,6 +302,26 @@ TEST_CASE("driver: a slow node handles messages and ticks later, and a crash sto
   CHECK(a.stats().messages_sent > sent);
 }
 
+TEST_CASE("driver: a driver destroyed with timers and a handler pending leaves them inert", "[driver][sim]") {
+  sim::network net(14);
+  auto& ta = net.add_endpoint();
+  auto& tb = net.add_endpoint();
+  beacon<sim::endpoint> a(node_id{1}, tb.local_endpoint(), millis(100), 1000);
+  beacon<sim::endpoint> b(node_id{2}, ta.local_endpoint(), millis(100), 0);
+  sim::core_driver db(tb, b);
+  db.start();
+  {
+    sim::core_driver da(ta, a);
+    da.processing_delay = [] { return std::optional<duration>(millis(5)); };
+    da.start();
+    net.run_for(millis(250));  // a's next tick is armed, echoes are in flight to it
+  }
+  const auto sent = a.stats().messages_sent;
+  net.run_for(seconds(1));  // under ASan a dangling driver would be a use after free
+  CHECK(a.stats().messages_sent == sent);
+  CHECK(b.stats().messages_received == sent);
+}
+
 TEST_CASE("driver: a core addressed by node_id maps to simulator endpoints", "[driver][sim]") {
   sim::network net(13);
   auto& ta = net.add_endpoint();

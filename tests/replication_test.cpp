@@ -132,8 +132,11 @@ std::error_code replica_example() {
   dhtkit::replica<> node(dhtkit::node_id{1}, config, ring, store, hints);
   dhtkit::time_point now{};
   auto op = node.put("cart:7", dhtkit::to_bytes("milk"), dhtkit::version_vector{}, now);
-  for (auto& m : node.take_outbox().messages) (void)m;  // a driver sends m.bytes to m.to
-  node.tick(now + dhtkit::seconds(1));                  // no replies: the deadline passes
+  auto sent = node.take_outbox().messages;
+  for (auto& m : sent) (void)m;                        // a driver sends m.bytes to m.to
+  REQUIRE(sent.size() == 2);                           // to the two other replicas
+  REQUIRE(node.stats().messages_sent == sent.size());  // each message counted once
+  node.tick(now + dhtkit::seconds(1));                 // no replies: the deadline passes
   // node.outbox().puts[0]: id == op, error == errc::quorum_not_reached, acks == 1, required == 2
   REQUIRE(node.outbox().puts.size() == 1);
   REQUIRE(node.outbox().puts[0].id == op);
@@ -627,6 +630,15 @@ TEST_CASE("replica_config: presets validate, and validate() names the bad field"
   bad = {};
   bad.handoff_batch = 0;
   REQUIRE(message(bad) == "dhtkit::replica_config: handoff_batch must be at least 1");
+  bad = {};
+  bad.anti_entropy_interval = dhtkit::duration::zero();
+  REQUIRE(message(bad) == "dhtkit::replica_config: anti_entropy_interval must be in (0, 24 h]");
+  bad = {};
+  bad.ae_session_timeout = dhtkit::seconds(86401);  // now + timeout must not overflow
+  REQUIRE(message(bad) == "dhtkit::replica_config: ae_session_timeout must be in (0, 24 h]");
+  bad = {};
+  bad.ae_max_keys = 0;
+  REQUIRE(message(bad) == "dhtkit::replica_config: ae_max_keys must be at least 1");
 }
 
 namespace {

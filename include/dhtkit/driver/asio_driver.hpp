@@ -4,9 +4,12 @@
 // that models dhtkit::transport on an Asio executor) and one core built in
 // place. Received messages go to receive(), one steady timer calls tick() at
 // next_wakeup(), and after every call into the core the outbox is drained to
-// the transport and handed to on_outbox. Everything runs on the transport's
-// executor: use a single-threaded io_context, or a strand, and make calls
-// through call() from that executor.
+// the transport and handed to on_outbox. The core is never entered from two
+// threads at once: its timer runs on the transport's executor (the strand of
+// udp_transport and tcp_transport) where the receive handler runs, so make
+// calls through call() on that executor too -- from a handler, or posted to
+// transport().get_executor(); with a single-threaded io_context any handler
+// will do.
 //
 //   asio::io_context io;
 //   auto socket = dhtkit::udp_transport::open(io.get_executor(), {}).value();
@@ -24,7 +27,10 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/steady_timer.hpp>
 #include <chrono>
+#include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -46,9 +52,12 @@ class asio_driver {
   using endpoint_type = typename Transport::endpoint_type;
 
   // Builds the core in place from core_args.
+  // `executor` serves the timer when the transport has no executor of its own.
   template <class... CoreArgs>
   asio_driver(const asio::any_io_executor& executor, Transport transport, CoreArgs&&... core_args)
-      : transport_(std::move(transport)), core_(std::forward<CoreArgs>(core_args)...), timer_(executor) {}
+      : transport_(std::move(transport)),
+        core_(std::forward<CoreArgs>(core_args)...),
+        timer_(timer_executor(transport_, executor)) {}
   asio_driver(const asio_driver&) = delete;
   asio_driver& operator=(const asio_driver&) = delete;
   ~asio_driver() { close(); }
@@ -103,6 +112,15 @@ class asio_driver {
     arm();
   }
 
+  static asio::any_io_executor timer_executor(Transport& t, const asio::any_io_executor& fallback) {
+    if constexpr (requires { t.get_executor(); }) {
+      (void)fallback;
+      return t.get_executor();
+    } else {
+      return fallback;
+    }
+  }
+
   void arm() {
     if (closed_) return;
     const std::optional<time_point> next = core_.next_wakeup();
@@ -112,8 +130,11 @@ class asio_driver {
     armed_ = *next;
     timer_.expires_at(std::chrono::steady_clock::time_point(
         std::chrono::duration_cast<std::chrono::steady_clock::duration>(next->time_since_epoch())));
-    timer_.async_wait([this](std::error_code ec) {
-      if (ec || closed_) return;
+    // A wait that already completed is not cancelled by expires_at() or by
+    // the timer's destruction: its handler still runs, so it checks that the
+    // driver is alive and that it is the wait armed last.
+    timer_.async_wait([this, alive = std::weak_ptr<void>(alive_), wait = ++waits_](std::error_code ec) {
+      if (ec || alive.expired() || wait != waits_ || closed_) return;
       armed_.reset();
       core_.tick(clock_.now());
       drain();
@@ -125,7 +146,9 @@ class asio_driver {
   asio::steady_timer timer_;
   steady_clock_source clock_;
   std::optional<time_point> armed_;
+  std::uint64_t waits_ = 0;
   bool closed_ = false;
+  std::shared_ptr<void> alive_ = std::make_shared<char>(0);  // expires with the driver
 };
 
 }  // namespace dhtkit

@@ -53,7 +53,7 @@ class dispatcher {
 
   // Checks the envelope and hands it to the core owning its tag. Errors: the
   // envelope's (bad_magic, truncated, bad_checksum...), unknown_message_type
-  // for a tag no core owns (counted in unrouted()), or the core's own.
+  // for a tag no core owns (both counted in rejected()), or the core's own.
   std::error_code receive(const address_type& from, std::span<const std::byte> bytes, time_point now) {
     auto env = wire::decode_envelope(bytes, limits_);
     if (!env) {

@@ -6,7 +6,10 @@
 // call into the core the outbox is drained -- messages sent, the outbox
 // handed to on_outbox for the core's own events. Because the timers belong
 // to the endpoint, a crash discards them with the messages in flight; after
-// a restart, rearm() (and set_core() if the core was rebuilt) starts again.
+// a restart that kept state, rearm() starts the ticks again; after one that
+// lost it (the simulator then drops the receive handler), set_core() with the
+// rebuilt core, then start(). A driver destroyed before its endpoint's timers
+// or handler run leaves them inert.
 //
 //   dhtkit::sim::network net(/*seed=*/1);
 //   auto& t = net.add_endpoint();
@@ -22,7 +25,9 @@
 // replica addresses them by node_id) needs to_endpoint and from_endpoint.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <type_traits>
@@ -61,15 +66,18 @@ class core_driver {
 
   // Installs the receive handler and arms the first tick.
   void start() {
-    transport_->set_receive_handler([this](const endpoint& from, std::span<const std::byte> bytes) {
-      if (auto d = delay()) {
-        transport_->schedule_after(
-            *d,
-            [this, from, copy = std::vector<std::byte>(bytes.begin(), bytes.end())] { deliver(from, copy); });
-        return;
-      }
-      deliver(from, bytes);
-    });
+    transport_->set_receive_handler(
+        [this, alive = std::weak_ptr<void>(alive_)](const endpoint& from, std::span<const std::byte> bytes) {
+          if (alive.expired()) return;
+          if (auto d = delay()) {
+            transport_->schedule_after(
+                *d, [this, alive, from, copy = std::vector<std::byte>(bytes.begin(), bytes.end())] {
+                  if (!alive.expired()) deliver(from, copy);
+                });
+            return;
+          }
+          deliver(from, bytes);
+        });
     drain();
   }
 
@@ -126,15 +134,20 @@ class core_driver {
     if (!wake) return;
     const time_point now = transport_->net().now();
     const time_point t = std::max(*wake, now);
+    // A restart discarded the timer armed before it.
+    if (armed_incarnation_ != transport_->incarnation()) armed_.reset();
     // One live timer: an earlier wake-up replaces it (the later one, when it
     // fires, finds itself superseded and does nothing).
     if (armed_ && *armed_ <= t && *armed_ > now) return;
     armed_ = t;
-    transport_->schedule_at(t, [this, t] {
-      if (armed_ != t) return;
+    armed_incarnation_ = transport_->incarnation();
+    transport_->schedule_at(t, [this, alive = std::weak_ptr<void>(alive_), t] {
+      if (alive.expired() || armed_ != t) return;
       armed_.reset();
       if (auto d = delay()) {
-        transport_->schedule_after(*d, [this] { tick(); });
+        transport_->schedule_after(*d, [this, alive] {
+          if (!alive.expired()) tick();
+        });
         return;
       }
       tick();
@@ -164,6 +177,8 @@ class core_driver {
   node_transport* transport_;
   Core* core_;
   std::optional<time_point> armed_;
+  std::uint64_t armed_incarnation_ = 0;
+  std::shared_ptr<void> alive_ = std::make_shared<char>(0);  // expires with the driver
 };
 
 }  // namespace dhtkit::sim

@@ -217,8 +217,9 @@ class basic_swim {
   std::error_code receive(const Address& from, const wire::envelope& env, time_point now);
 
   // Runs everything due at or before `now`. Call it at next_wakeup() (calling
-  // it more often is correct, but every tick restarts the gossip period when
-  // nothing is pending, so extra ticks shift when gossip goes out).
+  // it more often is correct, but a tick at or after the gossip time restarts
+  // the gossip period even when nothing is pending, so extra ticks shift when
+  // gossip goes out).
   void tick(time_point now);
 
   // When tick() next has something to do: never nullopt, since push-pull and

@@ -6,8 +6,8 @@
 // field); the presets say what each setting is for.
 //
 //   dhtkit::replica_config config = dhtkit::replica_config::lan();  // N/R/W = 3/2/2
-//   config.strict_quorum = true;                                     // R + W > N reads every acknowledged
-//   write config.validate();                                               // throws if inconsistent
+//   config.strict_quorum = true;  // with R + W > N a read sees every acknowledged write
+//   config.validate();            // throws if inconsistent
 #pragma once
 
 #include <chrono>
@@ -106,24 +106,30 @@ struct replica_config {
     if (n < 1 || n > max_n) fail("n must be in [1, max_n]");
     if (r < 1 || r > n) fail("r must be in [1, n]");
     if (w < 1 || w > n) fail("w must be in [1, n]");
-    if (request_timeout <= duration::zero() || request_timeout > seconds(86400))
-      fail("request_timeout must be positive and at most a day");
-    if (replica_timeout <= duration::zero()) fail("replica_timeout must be positive");
-    if (suspect_period < duration::zero()) fail("suspect_period must not be negative");
+    // Durations are added to the current time: a day is far beyond any
+    // sensible value and keeps now + duration from overflowing.
+    const auto in_range = [](duration d) { return d > duration::zero() && d <= seconds(86400); };
+    if (!in_range(request_timeout)) fail("request_timeout must be in (0, 24 h]");
+    if (!in_range(replica_timeout)) fail("replica_timeout must be in (0, 24 h]");
+    if (suspect_period < duration::zero() || suspect_period > seconds(86400))
+      fail("suspect_period must be in [0, 24 h]");
     if (max_fallbacks > 64) fail("max_fallbacks must be at most 64");
     if (max_pending == 0) fail("max_pending must be at least 1");
     if (max_outbox_messages == 0) fail("max_outbox_messages must be at least 1");
     if (max_key_size == 0) fail("max_key_size must be at least 1");
-    if (handoff_interval <= duration::zero() || anti_entropy_interval <= duration::zero())
-      fail("handoff_interval and anti_entropy_interval must be positive");
+    if (!in_range(handoff_interval)) fail("handoff_interval must be in (0, 24 h]");
+    if (!in_range(anti_entropy_interval)) fail("anti_entropy_interval must be in (0, 24 h]");
+    if (!in_range(ae_session_timeout)) fail("ae_session_timeout must be in (0, 24 h]");
     if (handoff_batch == 0) fail("handoff_batch must be at least 1");
     if (ae_range_bits > 16) fail("ae_range_bits must be at most 16");
-    if (ae_max_descend == 0 || ae_max_buckets == 0 || ae_max_keys == 0)
-      fail("ae_max_descend, ae_max_buckets and ae_max_keys must be at least 1");
-    if (hint_max_age <= duration::zero()) fail("hint_max_age must be positive");
+    if (ae_max_descend == 0) fail("ae_max_descend must be at least 1");
+    if (ae_max_buckets == 0) fail("ae_max_buckets must be at least 1");
+    if (ae_max_keys == 0) fail("ae_max_keys must be at least 1");
+    if (!in_range(hint_max_age)) fail("hint_max_age must be in (0, 24 h]");
     if (hint_max_age > tombstone_grace)
       fail("hint_max_age must not exceed tombstone_grace (a hint could resurrect a collected delete)");
-    if (marker_ttl < duration::zero()) fail("marker_ttl must not be negative");
+    if (tombstone_grace > seconds(86400)) fail("tombstone_grace must be at most 24 h");
+    if (marker_ttl < duration::zero() || marker_ttl > seconds(86400)) fail("marker_ttl must be in [0, 24 h]");
     (void)merkle_tree(merkle, 0, ae_range_bits);         // validates the tree shape
     (void)wire::codec<detail::repl::replicate>(limits);  // validates the limits
   }

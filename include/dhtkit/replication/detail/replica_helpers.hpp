@@ -28,7 +28,6 @@ void replica<Storage>::send(node_id to, const Msg& m) {
   }
   out_.messages.push_back({to, std::move(*bytes)});
   ++stats_.messages_sent;
-  ++stats_.messages_sent;
 }
 
 template <storage Storage>
