@@ -189,6 +189,23 @@ class notebook {
 };
 static_assert(protocol_core<notebook>);
 
+// Two simulator endpoints: a sends `beats` beats to b every 100 ms, b only echoes.
+// Tests name the members through references, not a structured binding: clang 14
+// cannot capture a structured binding in a lambda.
+struct beacon_pair {
+  beacon_pair(std::uint64_t seed, std::uint64_t beats)
+      : net(seed),
+        ta(net.add_endpoint()),
+        tb(net.add_endpoint()),
+        a(node_id{1}, tb.local_endpoint(), millis(100), beats),
+        b(node_id{2}, ta.local_endpoint(), millis(100), 0) {}
+  sim::network net;
+  sim::node_transport& ta;
+  sim::node_transport& tb;
+  beacon<sim::endpoint> a;
+  beacon<sim::endpoint> b;
+};
+
 }  // namespace
 
 TEST_CASE("driver: a dispatcher checks each envelope once and routes it by tag range", "[driver][wire]") {
@@ -245,11 +262,10 @@ TEST_CASE("driver: a codec decodes a checked envelope once, within its own limit
 }
 
 TEST_CASE("driver: a core runs on the simulator, ticking only when it asks", "[driver][sim]") {
-  sim::network net(11);
-  auto& ta = net.add_endpoint();
-  auto& tb = net.add_endpoint();
-  beacon<sim::endpoint> a(node_id{1}, tb.local_endpoint(), millis(100), 5);
-  beacon<sim::endpoint> b(node_id{2}, ta.local_endpoint(), millis(100), 0);
+  beacon_pair p(11, 5);
+  sim::network& net = p.net;
+  sim::node_transport &ta = p.ta, &tb = p.tb;
+  beacon<sim::endpoint>&a = p.a, &b = p.b;
   sim::core_driver da(ta, a);
   sim::core_driver db(tb, b);
   std::vector<std::uint64_t> echoes;
@@ -274,11 +290,10 @@ TEST_CASE("driver: a core runs on the simulator, ticking only when it asks", "[d
 
 TEST_CASE("driver: a slow node handles messages and ticks later, and a crash stops its ticks",
           "[driver][sim]") {
-  sim::network net(12);
-  auto& ta = net.add_endpoint();
-  auto& tb = net.add_endpoint();
-  beacon<sim::endpoint> a(node_id{1}, tb.local_endpoint(), millis(100), 1000);
-  beacon<sim::endpoint> b(node_id{2}, ta.local_endpoint(), millis(100), 0);
+  beacon_pair p(12, 1000);
+  sim::network& net = p.net;
+  sim::node_transport &ta = p.ta, &tb = p.tb;
+  beacon<sim::endpoint>&a = p.a, &b = p.b;
   sim::core_driver da(ta, a);
   sim::core_driver db(tb, b);
   std::vector<time_point> echoed_at;
@@ -303,11 +318,10 @@ TEST_CASE("driver: a slow node handles messages and ticks later, and a crash sto
 }
 
 TEST_CASE("driver: a driver destroyed with timers and a handler pending leaves them inert", "[driver][sim]") {
-  sim::network net(14);
-  auto& ta = net.add_endpoint();
-  auto& tb = net.add_endpoint();
-  beacon<sim::endpoint> a(node_id{1}, tb.local_endpoint(), millis(100), 1000);
-  beacon<sim::endpoint> b(node_id{2}, ta.local_endpoint(), millis(100), 0);
+  beacon_pair p(14, 1000);
+  sim::network& net = p.net;
+  sim::node_transport &ta = p.ta, &tb = p.tb;
+  beacon<sim::endpoint>&a = p.a, &b = p.b;
   sim::core_driver db(tb, b);
   db.start();
   {
