@@ -19,17 +19,18 @@
 //     nullopt when nothing is scheduled, so a driver sleeps until then or the
 //     next message and never polls. Calling tick() earlier breaks nothing, but
 //     a core may start a period from any tick that finds it due (SWIM's gossip
-//     interval), so extra ticks can shift when it sends: drivers tick at
-//     next_wakeup(), as both drivers here do;
+//     interval), so extra ticks can shift when it sends. Drivers tick when
+//     next_wakeup() asks; both drivers here keep one timer and tick at the
+//     time they armed it for, even if a later call moved next_wakeup() later;
 //   - every call may leave output in the core's outbox: messages to send, all
 //     of one type (outgoing_message), and the core's own events (lookups
 //     completed, members changed, puts acknowledged). The driver drains it
 //     after each call with core.take_outbox(), sends the messages and hands
-//     the events on. The outbox is bounded by the core's configuration.
+//     the events on. Its messages are bounded by the core's configuration.
 //
 // The cores also share words for the same facts: a failure detector's
 // verdicts reach a core through mark_dead(id) / mark_alive(id)
-// (verdict_sink), a voluntary departure is leave(now), counters are stats()
+// (verdict_sink), a voluntary departure is leave(now) (Chord, SWIM), counters are stats()
 // with the message_stats fields, and every configuration is a plain struct
 // with validate() and presets lan(), wan(), local().
 //
