@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "dhtkit/core/hash.hpp"
-#include "dhtkit/replication/merkle.hpp"
 #include "dhtkit/core/random.hpp"
+#include "dhtkit/replication/merkle.hpp"
 #include "support/catch.hpp"
 #include "support/seeds.hpp"
 

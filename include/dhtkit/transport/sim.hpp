@@ -55,9 +55,9 @@
 
 #include "dhtkit/core/error.hpp"
 #include "dhtkit/core/hash.hpp"
+#include "dhtkit/core/random.hpp"
 #include "dhtkit/core/time.hpp"
 #include "dhtkit/transport/detail/callback_slot.hpp"
-#include "dhtkit/core/random.hpp"
 #include "dhtkit/transport/transport.hpp"
 
 namespace dhtkit::sim {
