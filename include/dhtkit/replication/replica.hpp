@@ -330,6 +330,7 @@ class replica {
   void complete_put(request_id id, std::string_view key, std::error_code ec, std::uint32_t acks,
                     std::uint32_t w);
   void touched(const std::string& key);
+  void changed_by_merge(const std::string& key);
 
   // ---- puts (detail/put_path.hpp) ----
 
@@ -431,6 +432,10 @@ class replica {
   std::optional<ae_session> session_;
   std::map<std::string, tomb_state> tombs_;
   std::map<std::string, time_point> markers_;
+  // A marker may be stored but not in markers_: after a restart, or after a
+  // merge (only a merge can leave an entry empty). rounds_idle() scans the
+  // store only then, not on every next_wakeup().
+  mutable bool marker_scan_due_ = true;
   std::set<std::pair<node_id, std::uint64_t>> seen_forwards_;  // bounded by max_pending, oldest dropped
   std::deque<std::pair<node_id, std::uint64_t>> seen_order_;
 };

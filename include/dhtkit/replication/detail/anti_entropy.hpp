@@ -206,7 +206,7 @@ void replica<Storage>::merge_entries(node_id from, std::uint32_t range,
     auto changed = store_.merge(ke.key, ke.entry);
     if (changed && *changed) {
       ++stats_.ae_keys_repaired;
-      touched(ke.key);
+      changed_by_merge(ke.key);
     }
   }
 }

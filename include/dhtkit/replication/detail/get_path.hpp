@@ -67,7 +67,7 @@ void replica<Storage>::finish_get(request_id id, get_op& g, time_point now) {
       ++stats_.read_repairs;
       if (node == self_) {
         auto changed = store_.merge(g.key, g.merged);
-        if (changed && *changed) touched(g.key);
+        if (changed && *changed) changed_by_merge(g.key);
       } else {
         send(node, detail::repl::replicate{0, g.key, g.merged, node_id{}});
       }

@@ -79,7 +79,7 @@ void replica<Storage>::handle(node_id from, const detail::repl::replicate& m, ti
     if (m.hinted_for != node_id{} && !store_.get(m.key)) hints_.remove(m.key, m.hinted_for);
     return reject(from, m.request, changed.error());
   }
-  if (*changed) touched(m.key);
+  if (*changed) changed_by_merge(m.key);
   if (m.request != 0) send(from, detail::repl::replicate_ack{m.request, 0});
 }
 

@@ -101,4 +101,11 @@ void replica<Storage>::touched(const std::string& key) {
   markers_.erase(key);
 }
 
+// A merge changed a key: as any local change, and it may have left a marker.
+template <storage Storage>
+void replica<Storage>::changed_by_merge(const std::string& key) {
+  touched(key);
+  marker_scan_due_ = true;
+}
+
 }  // namespace dhtkit
