@@ -36,6 +36,7 @@
 #include <utility>
 
 #include "dhtkit/core/time.hpp"
+#include "dhtkit/driver/detail/invoke_then.hpp"
 #include "dhtkit/driver/protocol_core.hpp"
 #include "dhtkit/transport/transport.hpp"
 
@@ -80,14 +81,7 @@ class asio_driver {
   // outbox. Returns what f returns.
   template <class F>
   decltype(auto) call(F&& f) {
-    if constexpr (std::is_void_v<std::invoke_result_t<F, Core&, time_point>>) {
-      std::forward<F>(f)(core_, clock_.now());
-      drain();
-    } else {
-      decltype(auto) r = std::forward<F>(f)(core_, clock_.now());
-      drain();
-      return r;
-    }
+    return detail::invoke_then(std::forward<F>(f), core_, clock_.now(), [this] { drain(); });
   }
 
   // Stops everything: transport closed, timer cancelled. Idempotent.

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "dhtkit/core/time.hpp"
+#include "dhtkit/driver/detail/invoke_then.hpp"
 #include "dhtkit/driver/protocol_core.hpp"
 #include "dhtkit/transport/sim.hpp"
 
@@ -85,14 +86,7 @@ class core_driver {
   // drains the outbox. Returns what f returns.
   template <class F>
   decltype(auto) call(F&& f) {
-    if constexpr (std::is_void_v<std::invoke_result_t<F, Core&, time_point>>) {
-      std::forward<F>(f)(*core_, transport_->net().now());
-      drain();
-    } else {
-      decltype(auto) r = std::forward<F>(f)(*core_, transport_->net().now());
-      drain();
-      return r;
-    }
+    return detail::invoke_then(std::forward<F>(f), *core_, transport_->net().now(), [this] { drain(); });
   }
 
   // Sends what the core produced, reports its events, re-arms its tick.
