@@ -8,7 +8,11 @@ export DHTKIT_ROOT
 
 # Debian bookworm packages a build needs. Extra ones can be passed as arguments.
 dhtkit_ensure_packages() {
-  local wanted=(cmake ninja-build g++ libasio-dev libcereal-dev catch2 "$@")
+  # libcli11-dev: dhtkit-cache's command line. memcached, libmemcached-tools and
+  # python3-pymemcache: the cache's tests run real memcached clients against it
+  # and compare its replies with memcached's own.
+  local wanted=(cmake ninja-build g++ libasio-dev libcereal-dev catch2 libcli11-dev memcached libmemcached-tools
+    python3-pymemcache "$@")
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
