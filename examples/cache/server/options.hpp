@@ -1,0 +1,168 @@
+// dhtkit-cache's command line: memcached's flags where the meaning is the same,
+// parsed with CLI11.
+//
+// Differences from memcached, on purpose:
+//   - -l defaults to 127.0.0.1, not every address: a cache has no
+//     authentication, so opening it to the network must be a decision;
+//   - -l takes one IP address (memcached also takes host names and lists);
+//   - -p 0 binds a free port and prints it (memcached refuses it); tests use it;
+//   - --idle-timeout is a flag of its own (memcached: -o idle_timeout=N).
+// Bad values end the program with a message and exit status 64 (EX_USAGE),
+// as memcached does for most of them.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include <asio/ip/address.hpp>
+
+namespace dhtkit_cache {
+
+#ifndef DHTKIT_VERSION_STRING
+#define DHTKIT_VERSION_STRING "0.0.0"
+#endif
+
+// The memcached version dhtkit-cache speaks (what clients parse), then dhtkit's own.
+inline constexpr const char* server_version = "1.6.18 dhtkit-cache/" DHTKIT_VERSION_STRING;
+
+struct options {
+  std::uint16_t port = 11211;
+  std::string listen = "127.0.0.1";
+  std::size_t memory_mb = 64;
+  bool disable_evictions = false;  // -M
+  std::size_t max_connections = 1024;
+  int threads = 4;
+  std::size_t max_item_size = 1 << 20;  // -I, bytes
+  int verbosity = 0;
+  bool enable_shutdown = false;    // -A
+  bool disable_flush_all = false;  // -F
+  std::size_t idle_timeout_s = 0;  // 0: never
+
+  std::size_t memory_limit_bytes() const { return memory_mb << 20; }
+};
+
+// Exit statuses: 0 after --help / -V, 64 for a bad command line.
+inline constexpr int exit_usage = 64;
+
+// "1m", "512k", "1048576": memcached's -I syntax (binary units, no suffix = bytes).
+inline std::optional<std::size_t> parse_size(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  std::size_t value = 0;
+  std::size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    const std::size_t digit = static_cast<std::size_t>(text[i] - '0');
+    if (value > (std::numeric_limits<std::size_t>::max() - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
+  }
+  if (i == 0) return std::nullopt;
+  unsigned shift = 0;
+  if (i + 1 == text.size()) {
+    switch (text[i]) {
+      case 'k':
+      case 'K':
+        shift = 10;
+        break;
+      case 'm':
+      case 'M':
+        shift = 20;
+        break;
+      default:
+        return std::nullopt;
+    }
+  } else if (i != text.size()) {
+    return std::nullopt;
+  }
+  if (value > (std::numeric_limits<std::size_t>::max() >> shift)) return std::nullopt;
+  return value << shift;
+}
+
+// Parses argv. Returns the options, or nothing with `exit_code` set (0 after
+// --help or -V, exit_usage after a message on stderr).
+inline std::optional<options> parse_command_line(int argc, char** argv, int& exit_code) {
+  options opt;
+  std::string item_size = "1m";
+  bool show_version = false;
+  CLI::App app{
+      "dhtkit-cache: a memcached-compatible cache server (text and meta protocols) built on dhtkit.\n"
+      "Flags mean what memcached's do, except where noted.",
+      "dhtkit-cache"};
+  app.get_formatter()->column_width(30);
+  app.add_option("-p,--port", opt.port,
+                 "TCP port to listen on (default: 11211). 0 picks a free port and prints it "
+                 "(memcached does not accept 0)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("-l,--listen", opt.listen,
+                 "IP address to listen on (default: 127.0.0.1). Not every address by default, unlike "
+                 "memcached: the cache has no authentication. Use 0.0.0.0 or :: deliberately");
+  app.add_option("-m,--memory-limit", opt.memory_mb,
+                 "item memory in megabytes: keys, values, metadata and index, as the store counts "
+                 "them (default: 64)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+  app.add_flag("-M,--disable-evictions", opt.disable_evictions,
+               "return an error when memory is exhausted instead of evicting");
+  app.add_option("-c,--conn-limit", opt.max_connections,
+                 "max simultaneous client connections (default: 1024); past it a new client gets "
+                 "'ERROR Too many open connections' and is closed")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  app.add_option("-t,--threads", opt.threads, "number of worker threads (default: 4, at most 256)")
+      ->check(CLI::Range(1, 256));
+  app.add_option("-I,--max-item-size", item_size,
+                 "max item size, bytes or with a k/m suffix (default: 1m, min: 1k, max: 1024m, at most "
+                 "half of -m)");
+  app.add_flag("-v,--verbose", opt.verbosity,
+               "log to stderr: -v errors, warnings and connection limits, -vv also every connection "
+               "(default: errors and the listening line only)");
+  app.add_flag("-A,--enable-shutdown", opt.enable_shutdown, "enable the text protocol's 'shutdown' command");
+  app.add_flag("-F,--disable-flush-all", opt.disable_flush_all,
+               "disable the flush_all command (it then answers an error)");
+  app.add_option("--idle-timeout", opt.idle_timeout_s,
+                 "close a connection after this many seconds without traffic; 0: never (default: 0; "
+                 "memcached: -o idle_timeout)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{30} * 24 * 3600));
+  app.add_flag("-V,--version", show_version, "print the version and exit");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);
+    exit_code = 0;
+    return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "dhtkit-cache: %s\nRun with --help for the flags.\n", e.what());
+    exit_code = exit_usage;
+    return std::nullopt;
+  }
+  if (show_version) {
+    std::printf("dhtkit-cache %s (memcached %s compatible)\n", DHTKIT_VERSION_STRING, "1.6");
+    exit_code = 0;
+    return std::nullopt;
+  }
+
+  auto fail = [&](const std::string& message) -> std::optional<options> {
+    std::fprintf(stderr, "dhtkit-cache: %s\n", message.c_str());
+    exit_code = exit_usage;
+    return std::nullopt;
+  };
+  const auto size = parse_size(item_size);
+  if (!size) return fail("-I " + item_size + ": not a size (bytes, or a number with a k or m suffix)");
+  if (*size < 1024) return fail("-I " + item_size + ": the max item size cannot be below 1k");
+  if (*size > (std::size_t{1} << 30))
+    return fail("-I " + item_size + ": the max item size cannot exceed 1024m");
+  if (*size > opt.memory_limit_bytes() / 2)
+    return fail("-I " + item_size + ": the max item size cannot exceed half of -m (" +
+                std::to_string(opt.memory_mb) + " MB)");
+  opt.max_item_size = *size;
+  std::error_code ec;
+  (void)asio::ip::make_address(opt.listen, ec);
+  if (ec) return fail("-l " + opt.listen + ": not an IP address");
+  if (opt.verbosity > 2) opt.verbosity = 2;
+  return opt;
+}
+
+}  // namespace dhtkit_cache
