@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# dhtkit-cache beside Debian's memcached, in one run, on Release builds:
+#   bash bench/cache/run.sh [--quick] [bench_cache_load flags...]
+# Configures and builds build/release (only dhtkit-cache and bench_cache_load),
+# then runs bench_cache_load, which starts `memcached -t 2 -m 1024` and
+# `dhtkit-cache -t 2 -m 1024` in turn on free loopback ports and prints JSON
+# Lines (bench/support/bench.hpp) on stdout, a table on stderr.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build="$root/build/release"
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" --target dhtkit-cache bench_cache_load -j "$(nproc 2>/dev/null || echo 2)" >&2
+command -v memcached >/dev/null || { echo "memcached not installed (Debian: memcached)" >&2; exit 1; }
+exec "$build/bench/bench_cache_load" --dhtkit "$build/examples/cache/dhtkit-cache" \
+  --memcached "$(command -v memcached)" "$@"
