@@ -14,7 +14,9 @@
 // with memcached's as the baseline in the same run.
 //
 //   bench_cache_load --dhtkit build/release/examples/cache/dhtkit-cache [--memcached /usr/bin/memcached]
-//                    [--quick] [--seconds 10] [--threads 2] [--connections 4] [--depth 16]
+//                    [--quick] [--seconds 10] [--threads 2] [--connections 4] [--depth N]
+// Each load runs twice, with 1 request in flight per connection (what
+// memcaslap does) and with 16 (a pipelining client); --depth picks one.
 //
 // Why not memcaslap: it reports means and a log2 histogram, not p50/p99, and
 // one outstanding request per connection cannot keep a server busy on
@@ -58,8 +60,9 @@ struct config {
   std::string dhtkit;
   double seconds = 10;
   int threads = 2;
-  int connections = 4;  // per client thread
-  int depth = 16;       // requests in flight per connection
+  int connections = 4;             // per client thread
+  int depth = 16;                  // requests in flight per connection (set by each run of `depths`)
+  std::vector<int> depths{1, 16};  // 1: one request at a time, as memcaslap; 16: pipelined
   std::size_t keys = 100000;
   std::size_t value_size = 100;
   std::size_t rss_items = 1000000;
@@ -380,9 +383,49 @@ void load(int port, std::size_t count, std::size_t value_size, int parallel) {
   if (failed) throw std::runtime_error("load failed");
 }
 
-struct run_result {
-  double ops_per_s = 0, p50_us = 0, p99_us = 0, rss_mib = 0, load_s = 0;
+struct load_result {
+  int depth = 0;
+  double ops_per_s = 0, p50_us = 0, p99_us = 0;
 };
+
+struct run_result {
+  std::vector<load_result> loads;
+  double rss_mib = 0, load_s = 0;
+};
+
+load_result drive_all(const config& cfg, int port) {
+  load_result out;
+  out.depth = cfg.depth;
+  const auto start = clock_type::now();
+  const auto warm_until = start + std::chrono::milliseconds(cfg.quick ? 200 : 1000);
+  const auto stop_at = warm_until + std::chrono::duration_cast<clock_type::duration>(
+                                        std::chrono::duration<double>(cfg.seconds));
+  std::vector<thread_result> results(static_cast<std::size_t>(cfg.threads));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < cfg.threads; ++t)
+    threads.emplace_back([&, t] {
+      results[static_cast<std::size_t>(t)] =
+          drive(cfg, port, warm_until, stop_at, static_cast<std::uint64_t>(t) + 1);
+    });
+  for (auto& t : threads) t.join();
+  std::vector<std::uint32_t> all;
+  std::uint64_t ops = 0;
+  for (auto& r : results) {
+    ops += r.ops;
+    all.insert(all.end(), r.latencies_ns.begin(), r.latencies_ns.end());
+  }
+  out.ops_per_s = static_cast<double>(ops) / cfg.seconds;
+  auto pct = [&](double p) {
+    if (all.empty()) return 0.0;
+    const std::size_t i =
+        std::min(all.size() - 1, static_cast<std::size_t>(p * static_cast<double>(all.size())));
+    std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(i), all.end());
+    return all[i] / 1000.0;
+  };
+  out.p50_us = pct(0.50);
+  out.p99_us = pct(0.99);
+  return out;
+}
 
 run_result measure(const std::string& name, const std::string& binary, const config& cfg) {
   run_result out;
@@ -390,34 +433,11 @@ run_result measure(const std::string& name, const std::string& binary, const con
   {
     server_process server(name, argv);
     load(server.port(), cfg.keys, cfg.value_size, 2);
-    const auto start = clock_type::now();
-    const auto warm_until = start + std::chrono::milliseconds(cfg.quick ? 200 : 1000);
-    const auto stop_at = warm_until + std::chrono::duration_cast<clock_type::duration>(
-                                          std::chrono::duration<double>(cfg.seconds));
-    std::vector<thread_result> results(static_cast<std::size_t>(cfg.threads));
-    std::vector<std::thread> threads;
-    for (int t = 0; t < cfg.threads; ++t)
-      threads.emplace_back([&, t] {
-        results[static_cast<std::size_t>(t)] =
-            drive(cfg, server.port(), warm_until, stop_at, static_cast<std::uint64_t>(t) + 1);
-      });
-    for (auto& t : threads) t.join();
-    std::vector<std::uint32_t> all;
-    std::uint64_t ops = 0;
-    for (auto& r : results) {
-      ops += r.ops;
-      all.insert(all.end(), r.latencies_ns.begin(), r.latencies_ns.end());
+    for (const int depth : cfg.depths) {
+      config run = cfg;
+      run.depth = depth;
+      out.loads.push_back(drive_all(run, server.port()));
     }
-    out.ops_per_s = static_cast<double>(ops) / cfg.seconds;
-    auto pct = [&](double p) {
-      if (all.empty()) return 0.0;
-      const std::size_t i =
-          std::min(all.size() - 1, static_cast<std::size_t>(p * static_cast<double>(all.size())));
-      std::nth_element(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(i), all.end());
-      return all[i] / 1000.0;
-    };
-    out.p50_us = pct(0.50);
-    out.p99_us = pct(0.99);
   }
   {
     server_process server(name, argv);
@@ -426,9 +446,11 @@ run_result measure(const std::string& name, const std::string& binary, const con
     out.load_s = std::chrono::duration<double>(clock_type::now() - start).count();
     out.rss_mib = server.rss_mib();
   }
-  std::fprintf(stderr,
-               "%-10s %10.0f ops/s  p50 %7.1f us  p99 %7.1f us  RSS %7.1f MiB after %zu items (%.1f s)\n",
-               name.c_str(), out.ops_per_s, out.p50_us, out.p99_us, out.rss_mib, cfg.rss_items, out.load_s);
+  for (const auto& l : out.loads)
+    std::fprintf(stderr, "%-10s depth %2d: %10.0f ops/s  p50 %8.1f us  p99 %8.1f us\n", name.c_str(), l.depth,
+                 l.ops_per_s, l.p50_us, l.p99_us);
+  std::fprintf(stderr, "%-10s RSS %7.1f MiB after %zu items of %zu bytes (loaded in %.1f s)\n", name.c_str(),
+               out.rss_mib, cfg.rss_items, cfg.value_size, out.load_s);
   return out;
 }
 
@@ -454,11 +476,11 @@ std::optional<config> parse(int argc, char** argv) {
     } else if (a == "--connections" && (v = next())) {
       cfg.connections = std::atoi(v);
     } else if (a == "--depth" && (v = next())) {
-      cfg.depth = std::atoi(v);
+      cfg.depths = {std::atoi(v)};
     } else {
       std::fprintf(stderr,
                    "usage: %s [--quick] [--dhtkit PATH] [--memcached PATH] [--seconds S] [--threads N] "
-                   "[--connections N] [--depth N]\n",
+                   "[--connections N] [--depth N (default: both 1 and 16)]\n",
                    argv[0]);
       return std::nullopt;
     }
@@ -471,7 +493,7 @@ std::optional<config> parse(int argc, char** argv) {
     cfg.seconds = std::min(cfg.seconds, 1.0);
     cfg.rss_items = 200000;
   }
-  if (cfg.seconds <= 0 || cfg.threads < 1 || cfg.connections < 1 || cfg.depth < 1) {
+  if (cfg.seconds <= 0 || cfg.threads < 1 || cfg.connections < 1 || cfg.depths.front() < 1) {
     std::fprintf(stderr, "%s: --seconds, --threads, --connections and --depth must be positive\n", argv[0]);
     return std::nullopt;
   }
@@ -487,15 +509,19 @@ int main(int argc, char** argv) {
     const run_result base = measure("memcached", cfg->memcached, *cfg);
     const run_result ours = measure("dhtkit", cfg->dhtkit, *cfg);
     const dhtkit::bench::reporter out{"cache", false};
-    char params[256];
-    std::snprintf(
-        params, sizeof params,
-        "\"server_threads\":2,\"get_set\":\"9:1\",\"value_bytes\":%zu,\"keys\":%zu,\"client_threads\":%d,"
-        "\"connections\":%d,\"depth\":%d,\"seconds\":%g",
-        cfg->value_size, cfg->keys, cfg->threads, cfg->threads * cfg->connections, cfg->depth, cfg->seconds);
-    out.emit("get_set/throughput", params, ours.ops_per_s, "ops/s", {"memcached", base.ops_per_s});
-    out.emit("get_set/p50", params, ours.p50_us, "us", {"memcached", base.p50_us});
-    out.emit("get_set/p99", params, ours.p99_us, "us", {"memcached", base.p99_us});
+    char params[320];
+    for (std::size_t i = 0; i < ours.loads.size(); ++i) {
+      const load_result& o = ours.loads[i];
+      const load_result& b = base.loads[i];
+      std::snprintf(params, sizeof params,
+                    "\"server_threads\":2,\"get_set\":\"9:1\",\"value_bytes\":%zu,\"keys\":%zu,"
+                    "\"client_threads\":%d,\"connections\":%d,\"depth\":%d,\"seconds\":%g",
+                    cfg->value_size, cfg->keys, cfg->threads, cfg->threads * cfg->connections, o.depth,
+                    cfg->seconds);
+      out.emit("get_set/throughput", params, o.ops_per_s, "ops/s", {"memcached", b.ops_per_s});
+      out.emit("get_set/p50", params, o.p50_us, "us", {"memcached", b.p50_us});
+      out.emit("get_set/p99", params, o.p99_us, "us", {"memcached", b.p99_us});
+    }
     std::snprintf(params, sizeof params, "\"items\":%zu,\"value_bytes\":%zu,\"memory_limit_mb\":1024",
                   cfg->rss_items, cfg->value_size);
     out.emit("rss/loaded", params, ours.rss_mib, "MiB", {"memcached", base.rss_mib});
