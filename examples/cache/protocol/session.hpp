@@ -1,0 +1,132 @@
+// One client connection's protocol state: the bytes a connection received go
+// in, memcached replies come out. No I/O: the server reads the socket into
+// receive() and writes what process() appended; tests and the fuzzer drive a
+// session directly.
+//
+//   dhtkit_cache::session s(ctx);                  // ctx: server_context
+//   s.receive("set k 0 0 5\r\nhello\r\nget k\r\n");
+//   std::string out;
+//   s.process(out);                                // need_input
+//   // out == "STORED\r\nVALUE k 0 5\r\nhello\r\nEND\r\n"
+//
+// Memory per session is bounded: the input buffer by parser_limits (what
+// input_room() reports), a value block by the largest item (checked before
+// it is read), and the output by max_output plus one item (a multiget
+// answers a few keys per call and resumes when called again).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "protocol/meta_commands.hpp"
+#include "protocol/request.hpp"
+#include "protocol/request_parser.hpp"
+#include "protocol/server_context.hpp"
+#include "protocol/text_commands.hpp"
+
+namespace dhtkit_cache {
+
+enum class session_status {
+  need_input,   // every complete request is answered: read more
+  output_full,  // out reached max_output: send it, then call process() again (no input needed)
+  close,        // send out, then close (quit, shutdown, or a line too long)
+};
+
+class session {
+ public:
+  explicit session(server_context& ctx, std::size_t max_output = 1 << 20, parser_limits limits = {})
+      : ctx_(ctx), max_output_(max_output), parser_(limits) {}
+
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+  ~session() { tally_.flush(ctx_.counters); }
+
+  // Bytes receive() may take now.
+  std::size_t input_room() const { return closing_ ? 0 : parser_.room(); }
+
+  // Precondition: bytes.size() <= input_room().
+  void receive(std::string_view bytes) { parser_.append(bytes); }
+
+  // Runs the buffered complete requests, appending their replies to out.
+  session_status process(std::string& out) {
+    const session_status s = run(out);
+    tally_.flush(ctx_.counters);
+    return s;
+  }
+
+ private:
+  enum class pending { none, text_value, meta_value };
+
+  session_status run(std::string& out) {
+    if (closing_) return session_status::close;
+    command_env env{ctx_, ctx_.now(), tally_};
+    for (;;) {
+      if (out.size() >= max_output_) return session_status::output_full;
+      if (text_.multiget.active) {
+        continue_multiget(env, text_.multiget, out, max_output_);
+        continue;
+      }
+      const auto e = parser_.next();
+      switch (e.what) {
+        case request_parser::kind::need_more:
+          return session_status::need_input;
+        case request_parser::kind::too_long:
+          // memcached closes the connection without a word, except for the
+          // multiget it lets grow; ours is bounded, so that one is told why.
+          if (parser_.partial_line_is_get()) out.append("CLIENT_ERROR line too long\r\n");
+          closing_ = true;
+          return session_status::close;
+        case request_parser::kind::line:
+          if (run_line(env, e.text, out) == line_outcome::close) {
+            closing_ = true;
+            return session_status::close;
+          }
+          break;
+        case request_parser::kind::value:
+          if (pending_ == pending::text_value) complete_storage(env, text_.storage, e.text, out);
+          if (pending_ == pending::meta_value) complete_meta_set(env, meta_, e.text, out);
+          pending_ = pending::none;
+          break;
+        case request_parser::kind::bad_value:
+          if (!(pending_ == pending::text_value && text_.storage.noreply))
+            out.append("CLIENT_ERROR bad data chunk\r\n");
+          pending_ = pending::none;
+          break;
+      }
+    }
+  }
+
+  line_outcome run_line(command_env& env, std::string_view line, std::string& out) {
+    const token_list t = tokenize(line);
+    if (t.size() == 0) {
+      out.append("ERROR\r\n");
+      return line_outcome::done;
+    }
+    const bool meta = is_meta_command(t[0]);
+    const line_result r = meta ? run_meta_line(env, t, out, meta_) : run_text_line(env, line, t, out, text_);
+    switch (r.outcome) {
+      case line_outcome::read_value:
+        parser_.expect_value(r.length);
+        pending_ = meta ? pending::meta_value : pending::text_value;
+        break;
+      case line_outcome::swallow:
+        parser_.swallow(r.length);
+        break;
+      default:
+        break;
+    }
+    return r.outcome;
+  }
+
+  server_context& ctx_;
+  std::size_t max_output_;
+  request_parser parser_;
+  command_tally tally_;
+  text_command_state text_;
+  meta_set_request meta_;
+  pending pending_ = pending::none;
+  bool closing_ = false;
+};
+
+}  // namespace dhtkit_cache
