@@ -269,8 +269,8 @@ inline void verbosity(command_env& env, const token_list& t, std::string& out) {
   reply(out, noreply, "OK");
 }
 
-inline line_result multiget_line(command_env& env, std::string_view line, const token_list& t, bool with_cas,
-                                 bool touch, std::string& out, multiget_request& mg) {
+inline line_result multiget_line(std::string_view line, const token_list& t, bool with_cas, bool touch,
+                                 std::string& out, multiget_request& mg) {
   if (t.size() < 2) {
     out.append("ERROR\r\n");
     return {};
@@ -356,11 +356,10 @@ inline line_result run_text_line(command_env& env, std::string_view line, const 
                                  std::string& out, text_command_state& st) {
   const std::string_view cmd = t[0];
   using detail::reply;
-  if (cmd == "get" || cmd == "bget")
-    return detail::multiget_line(env, line, t, false, false, out, st.multiget);
-  if (cmd == "gets") return detail::multiget_line(env, line, t, true, false, out, st.multiget);
-  if (cmd == "gat") return detail::multiget_line(env, line, t, false, true, out, st.multiget);
-  if (cmd == "gats") return detail::multiget_line(env, line, t, true, true, out, st.multiget);
+  if (cmd == "get" || cmd == "bget") return detail::multiget_line(line, t, false, false, out, st.multiget);
+  if (cmd == "gets") return detail::multiget_line(line, t, true, false, out, st.multiget);
+  if (cmd == "gat") return detail::multiget_line(line, t, false, true, out, st.multiget);
+  if (cmd == "gats") return detail::multiget_line(line, t, true, true, out, st.multiget);
   if (cmd == "set") return detail::storage_line(env, t, storage_op::set, out, st.storage);
   if (cmd == "add") return detail::storage_line(env, t, storage_op::add, out, st.storage);
   if (cmd == "replace") return detail::storage_line(env, t, storage_op::replace, out, st.storage);
