@@ -137,14 +137,19 @@ def wait_port(port, proc, bound_s=10.0):
     raise RuntimeError("port %d never accepted" % port)
 
 
-def recv_until(sock, want_suffix, buf):
-    """Reads into buf until it ends with want_suffix, the peer closes, the
-    connection is quiet for QUIET_S, or ROW_LIMIT_S passes. Returns closed."""
+def recv_until(sock, want_suffix, buf, expected=1):
+    """Reads into buf until it ends with want_suffix (seen `expected` times),
+    the peer closes, the connection is quiet for QUIET_S, or ROW_LIMIT_S
+    passes. Returns closed."""
     deadline = time.monotonic() + ROW_LIMIT_S
     while time.monotonic() < deadline:
-        # A row may hold mn commands of its own: after an MN, wait a little
-        # longer for more before taking the reply as complete.
-        quiet = STRAGGLER_S if want_suffix and buf.endswith(want_suffix) else QUIET_S
+        quiet = QUIET_S
+        if want_suffix and buf.endswith(want_suffix):
+            if buf.count(want_suffix) >= expected:
+                return False
+            # Some of the row's own mn commands may have been taken as data:
+            # wait a little for more before taking the reply as complete.
+            quiet = STRAGGLER_S
         sock.settimeout(quiet)
         try:
             data = sock.recv(65536)
@@ -173,7 +178,8 @@ def run_row(port, segments):
             except (BrokenPipeError, ConnectionResetError):
                 closed = True
                 break
-            closed = recv_until(sock, b"MN\r\n" if last else None, reply)
+            expected = len(re.findall(rb"(?:^|\n)mn(?:[ \r\n])", b"".join(segments))) + 1
+            closed = recv_until(sock, b"MN\r\n" if last else None, reply, expected)
             if closed:
                 break
     finally:
