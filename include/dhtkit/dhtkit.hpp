@@ -7,6 +7,8 @@
 //   #include <dhtkit/ring/ring.hpp>         // just the consistent-hash ring
 #pragma once
 
+#include "dhtkit/cache/store.hpp"
+#include "dhtkit/cache/store_config.hpp"
 #include "dhtkit/chord/router.hpp"
 #include "dhtkit/clock/dotted_version_vector.hpp"
 #include "dhtkit/clock/lamport_clock.hpp"
