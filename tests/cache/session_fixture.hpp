@@ -55,7 +55,11 @@ inline void feed(dhtkit_cache::session& s, std::string_view bytes, std::size_t c
     s.receive(bytes.substr(0, n));
     bytes.remove_prefix(n);
     for (;;) {
-      const auto st = s.process(r.out);
+      // Each call's output is "sent" (moved to r.out), as a server does
+      // before it calls again after output_full.
+      std::string out;
+      const auto st = s.process(out);
+      r.out += out;
       if (st == dhtkit_cache::session_status::close) {
         r.closed = true;
         break;

@@ -112,6 +112,9 @@ class request_parser {
           return {kind::value, v.substr(0, v.size() - 2)};
         }
         case state::line: {
+          // The last value's view is no longer in use: a connection idle
+          // after a large value does not keep its block.
+          if (block_.capacity() > limits_.buffer_capacity) std::string().swap(block_);
           if (scanned_ < pos_) scanned_ = pos_;
           const std::size_t nl = buf_.find('\n', scanned_);
           if (nl == std::string::npos) {
