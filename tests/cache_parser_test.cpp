@@ -155,6 +155,9 @@ TEST_CASE("cache parser: numbers as memcached 1.6.18 reads them", "[cache][parse
   CHECK(parse_i32_wrapping("3000000000") == -1294967296);   // negative: already expired
   CHECK_FALSE(parse_i32_wrapping("99999999999999999999"));  // strtol overflows
   CHECK_FALSE(parse_i32_wrapping("abc"));
+  CHECK_FALSE(parse_i32_wrapping("+-1"));
+  CHECK_FALSE(parse_i32_wrapping("--1"));
+  CHECK(parse_i32_wrapping("+5") == 5);
 
   using dhtkit_cache::parse_value_length;
   CHECK(parse_value_length("0") == 0u);

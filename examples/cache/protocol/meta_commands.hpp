@@ -67,6 +67,9 @@ struct meta_flags {
 
 enum class flag_error { none, invalid, duplicate, opaque_too_long };
 
+// memcached refuses a meta command of 20 tokens or more (its flag buffer).
+inline constexpr std::size_t max_meta_tokens = 19;
+
 inline flag_error parse_meta_flags(const token_list& t, std::size_t first, std::string_view allowed,
                                    meta_flags& f) {
   for (std::size_t i = first; i < t.size(); ++i) {
@@ -159,6 +162,7 @@ struct mg_view {  // what mg reports of an item, read under its lock
 
 inline void meta_get(command_env& env, const token_list& t, std::string& out) {
   if (t.size() < 2) return line(out, "ERROR");
+  if (t.size() > max_meta_tokens) return line(out, "CLIENT_ERROR options flags are too long");
   const std::string_view raw_key = t[1];
   if (raw_key.size() > max_key_length) return line(out, bad_format);
   meta_flags f;
@@ -240,9 +244,6 @@ inline void meta_get(command_env& env, const token_list& t, std::string& out) {
     ++env.tally.cmd_touch;
     ++env.tally.touch_hits;
   }
-  // memcached applies the flags in the client's order: a t before T reports
-  // the TTL the item had, a t after it the new one.
-  bool touched_yet = false;
   bool created = false;
   if (!hit && vivify_ttl) {
     // N: the first client to miss creates an empty item and wins the refill
@@ -297,6 +298,9 @@ inline void meta_get(command_env& env, const token_list& t, std::string& out) {
   } else {
     out.append("HD");
   }
+  // memcached applies the flags in the client's order: a t before T (or,
+  // for an item N just created, before N) reports the TTL the item had then.
+  cache::rel_time shown_exptime = created ? 0 : exptime_before;
   for (std::size_t i = 0; i < f.count; ++i) {
     const char c = f.tokens[i][0];
     switch (c) {
@@ -329,10 +333,13 @@ inline void meta_get(command_env& env, const token_list& t, std::string& out) {
         break;
       case 't':
         out.append(" t");
-        append_signed(out, ttl_left(touched_yet || created ? view.exptime : exptime_before, env.now));
+        append_signed(out, ttl_left(shown_exptime, env.now));
         break;
       case 'T':
-        touched_yet = true;
+        if (!created) shown_exptime = view.exptime;
+        break;
+      case 'N':
+        if (created) shown_exptime = view.exptime;
         break;
       default:
         break;
@@ -353,6 +360,10 @@ inline void meta_get(command_env& env, const token_list& t, std::string& out) {
 inline line_result meta_set(command_env& env, const token_list& t, std::string& out, meta_set_request& req) {
   if (t.size() < 2) {
     line(out, "ERROR");
+    return {};
+  }
+  if (t.size() > max_meta_tokens) {
+    line(out, "CLIENT_ERROR options flags too long");
     return {};
   }
   const std::string_view raw_key = t[1];
@@ -533,6 +544,7 @@ namespace detail {
 inline void meta_delete(command_env& env, const token_list& t, std::string& out) {
   if (t.size() < 2) return line(out, "ERROR");
   const std::string_view raw_key = t[1];
+  if (t.size() > max_meta_tokens) return line(out, "CLIENT_ERROR options flags too long");
   if (raw_key.size() > max_key_length) return line(out, bad_format);
   meta_flags f;
   if (parse_meta_flags(t, 2, "bCEIkOqTx", f) != flag_error::none)
@@ -593,6 +605,7 @@ inline void meta_delete(command_env& env, const token_list& t, std::string& out)
 inline void meta_arithmetic(command_env& env, const token_list& t, std::string& out) {
   if (t.size() < 2) return line(out, "ERROR");
   const std::string_view raw_key = t[1];
+  if (t.size() > max_meta_tokens) return line(out, "CLIENT_ERROR options flags too long");
   if (raw_key.size() > max_key_length) return line(out, bad_format);
   meta_flags f;
   // 1.6.18 accepts mg's s f h l u on ma too, and ignores them.
@@ -741,10 +754,6 @@ inline void meta_debug(command_env& env, const token_list& t, std::string& out) 
 // Runs one meta command line (t[0] is two bytes starting with 'm').
 inline line_result run_meta_line(command_env& env, const token_list& t, std::string& out,
                                  meta_set_request& req) {
-  if (t.overflow()) {
-    detail::line(out, detail::bad_format);
-    return {};
-  }
   switch (t[0][1]) {
     case 'g':
       detail::meta_get(env, t, out);

@@ -86,8 +86,9 @@ inline std::optional<std::uint64_t> parse_u64(std::string_view s) {
 // strtol into a 64-bit long (overflow is an error), then stored into a C int:
 // what memcached does with exptimes and value lengths.
 inline std::optional<std::int32_t> parse_i32_wrapping(std::string_view s) {
-  if (!s.empty() && s[0] == '+') s.remove_prefix(1);
-  if (s.empty() || s[0] == '+') return std::nullopt;
+  const bool plus = !s.empty() && s[0] == '+';
+  if (plus) s.remove_prefix(1);
+  if (s.empty() || s[0] == '+' || (plus && s[0] == '-')) return std::nullopt;
   std::int64_t v = 0;
   const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;

@@ -110,7 +110,9 @@ inline line_result storage_line(command_env& env, const token_list& t, storage_o
     return {};
   }
   req.op = op;
-  req.noreply = t.size() == args + 1 && t[args] == "noreply";
+  // As memcached: a last token "noreply" silences the command, even where
+  // it stands in for a required argument (which then fails, silently).
+  req.noreply = t.last_is("noreply");
   const std::string_view key = t[1];
   if (key.size() > max_key_length) {
     reply(out, req.noreply, bad_format);
@@ -150,7 +152,7 @@ inline void arithmetic(command_env& env, const token_list& t, bool incr, std::st
     out.append("ERROR\r\n");
     return;
   }
-  const bool noreply = t.last_is("noreply") && t.size() == 4;
+  const bool noreply = t.last_is("noreply");
   const std::string_view key = t[1];
   if (key.size() > max_key_length) return reply(out, noreply, bad_format);
   const auto delta = parse_u64(t[2]);
@@ -192,7 +194,7 @@ inline void touch(command_env& env, const token_list& t, std::string& out) {
     out.append("ERROR\r\n");
     return;
   }
-  const bool noreply = t.size() == 4 && t.last_is("noreply");
+  const bool noreply = t.last_is("noreply");
   const std::string_view key = t[1];
   if (key.size() > max_key_length) return reply(out, noreply, bad_format);
   const auto exptime = parse_i32_wrapping(t[2]);
@@ -262,7 +264,7 @@ inline void verbosity(command_env& env, const token_list& t, std::string& out) {
     out.append("ERROR\r\n");
     return;
   }
-  const bool noreply = t.size() == 3 && t.last_is("noreply");
+  const bool noreply = t.last_is("noreply");
   const auto level = parse_u64(t[1]);
   if (!level) return reply(out, noreply, bad_format);
   env.ctx.verbosity.store(*level > 2 ? 2 : static_cast<int>(*level), std::memory_order_relaxed);
