@@ -342,3 +342,40 @@ TEST_CASE("cache store: what it counts is what malloc hands out") {
   }
 }
 #endif
+
+TEST_CASE("cache store: a read may change metadata; peek is a read that does not count as a use") {
+  store_config c = small(1, 1);
+  store s(c);
+  set(s, "a", "v", 1);
+  set(s, "b", "v", 2);  // LRU: b (head), a (tail)
+  REQUIRE(s.peek("a", 3, [](const item_ref& it) { CHECK_FALSE(it.fetched()); }));
+  REQUIRE(s.peek("a", 3, [](const item_ref& it) {
+    CHECK_FALSE(it.fetched());  // peek records no access
+    CHECK(it.last_access() == 1);
+  }));
+  REQUIRE(s.read("b", 4, [](item_ref& it) {
+    it.set_exptime(50);  // gat: touch under the read's lock
+    it.set_win_sent(true);
+  }));
+  REQUIRE(s.peek("b", 5, [](const item_ref& it) {
+    CHECK(it.exptime() == 50);
+    CHECK(it.win_sent());
+    CHECK(it.fetched());
+  }));
+  CHECK_FALSE(s.peek("b", 50, [](const item_ref&) {}));  // expired for peek too
+  const auto before = s.next_cas();
+  CHECK(s.next_cas() == before + 1);
+}
+
+TEST_CASE("cache store: an item can be stored with its win token handed out") {
+  store s;
+  s.modify("k", 1, [](item_ref*) -> decision {
+    new_value v;
+    v.win_sent = true;
+    return v;
+  });
+  REQUIRE(s.read("k", 1, [](const item_ref& it) {
+    CHECK(it.win_sent());
+    CHECK(it.value().empty());
+  }));
+}

@@ -112,6 +112,9 @@ struct new_value {
   std::optional<std::uint64_t> cas;
   // Stored already marked stale (meta's ms with I).
   bool stale = false;
+  // Stored with its win token already handed out (meta's mg N creates the
+  // item and gives its client the W flag, in the same lock).
+  bool win_sent = false;
 };
 using decision = std::variant<keep, erase, new_value>;
 
@@ -171,28 +174,43 @@ class store {
   }
 
   // Finds the live item (neither expired nor flushed at `now`) and runs
-  // f(const item_ref&) on it under its shard's lock; it then counts as used:
-  // moved to the LRU's head, last_access = now, fetched. False on a miss.
+  // f(item_ref&) on it under its shard's lock (the callback may use the
+  // metadata setters: touch, gat, meta's win tokens). The item then counts as
+  // used: moved to the LRU's head, last_access = now, fetched. False on a miss.
   template <class F>
   bool read(std::string_view key, rel_time now, F&& f) {
     if (key.empty() || key.size() > config_.max_key_size) return false;
     const std::uint64_t h = hash(key);
     detail::shard& s = shard_for(h);
     std::lock_guard lock(s.mutex);
-    detail::item* it = s.find(key, h);
+    detail::item* it = find_live(s, key, h, now);
     if (it == nullptr) return false;
-    if (const auto why = death(*it, now); why != alive) {
-      (why == expired ? s.counters.get_expired : s.counters.get_flushed) += 1;
-      reclaim(s, it, h, why);
-      return false;
-    }
     s.bump(it);
     item_ref ref(*it);
-    f(std::as_const(ref));
+    f(ref);
     it->last_access = now;
     it->set(detail::item::fetched_bit, true);
     return true;
   }
+
+  // read() without counting as a use: no LRU move, no access record (meta's
+  // mg without bump, me). Expired and flushed items still count as misses.
+  template <class F>
+  bool peek(std::string_view key, rel_time now, F&& f) {
+    if (key.empty() || key.size() > config_.max_key_size) return false;
+    const std::uint64_t h = hash(key);
+    detail::shard& s = shard_for(h);
+    std::lock_guard lock(s.mutex);
+    detail::item* it = find_live(s, key, h, now);
+    if (it == nullptr) return false;
+    const item_ref ref(*it);
+    f(ref);
+    return true;
+  }
+
+  // A fresh CAS unique from the store's counter, for an item changed in place
+  // that must look changed (meta's md with I gives the invalidated item one).
+  std::uint64_t next_cas() noexcept { return next_cas_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
   // Read-modify-write of one key under its shard's lock: f(item_ref*) gets
   // the live item, or nullptr, and returns a decision. Storing may evict
@@ -254,9 +272,10 @@ class store {
       }
       fresh->flags = v.flags;
       fresh->exptime = v.exptime;
-      fresh->cas = v.cas ? *v.cas : next_cas_.fetch_add(1, std::memory_order_relaxed) + 1;
+      fresh->cas = v.cas ? *v.cas : next_cas();
       fresh->last_access = now;
       fresh->set(detail::item::stale_bit, v.stale);
+      fresh->set(detail::item::win_sent_bit, v.win_sent);
       if (old != nullptr) destroy(s, old, h);
       const std::ptrdiff_t index_growth = s.link(fresh, h);
       used_.fetch_add(cost + static_cast<std::size_t>(index_growth), std::memory_order_relaxed);
@@ -371,6 +390,19 @@ class store {
   static std::uint64_t hash(std::string_view key) noexcept { return xxh64(key, 0x9E3779B97F4A7C15ULL); }
   detail::shard& shard_for(std::uint64_t h) const noexcept { return shards_[h >> 52 & shard_mask_]; }
   bool over_limit() const noexcept { return used_.load(std::memory_order_relaxed) > config_.memory_limit; }
+
+  // The item a read may see; an expired or flushed one is freed on the way
+  // and counted as such.
+  detail::item* find_live(detail::shard& s, std::string_view key, std::uint64_t h, rel_time now) noexcept {
+    detail::item* it = s.find(key, h);
+    if (it == nullptr) return nullptr;
+    if (const auto why = death(*it, now); why != alive) {
+      (why == expired ? s.counters.get_expired : s.counters.get_flushed) += 1;
+      reclaim(s, it, h, why);
+      return nullptr;
+    }
+    return it;
+  }
 
   death_reason death(const detail::item& it, rel_time now) const noexcept {
     if (it.exptime != 0 && it.exptime <= now) return expired;
