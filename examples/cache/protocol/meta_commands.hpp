@@ -227,17 +227,12 @@ inline void meta_get(command_env& env, const token_list& t, std::string& out) {
     }
     return cache::keep{};
   };
-  if (f('u')) {
-    // No LRU bump and no access record: modify() with keep does neither.
-    hit = read_mutable(env.ctx.store, key, env.now, [&](cache::item_ref& it) {
-      capture(it);
-      return mutate(it);
-    });
-  } else {
-    hit = env.ctx.store.read(key, env.now, capture);
-    const bool may_win = !view.win_sent && (view.stale || recache_ttl);
-    if (hit && (touch_to || may_win)) read_mutable(env.ctx.store, key, env.now, mutate);
-  }
+  auto read_and_mutate = [&](cache::item_ref& it) {
+    capture(it);
+    return mutate(it);
+  };
+  hit = f('u') ? read_unbumped(env.ctx.store, key, env.now, read_and_mutate)
+               : read_mutable(env.ctx.store, key, env.now, read_and_mutate);
   const cache::rel_time exptime_before = view.exptime;
   if (hit && touch_to) {
     view.exptime = touch_to->at;
@@ -257,6 +252,7 @@ inline void meta_get(command_env& env, const token_list& t, std::string& out) {
       cache::new_value v;
       v.exptime = e.already_expired ? 0 : e.at;
       v.cas = explicit_cas;
+      v.win_sent = true;
       created = true;
       return v;
     });
@@ -266,13 +262,9 @@ inline void meta_get(command_env& env, const token_list& t, std::string& out) {
       view.exptime = e.already_expired ? 0 : e.at;
       view.last_access = env.now;
       won = true;
-      read_mutable(env.ctx.store, key, env.now, [](cache::item_ref& it) {
-        it.set_win_sent(true);
-        return cache::decision{cache::keep{}};
-      });
       hit = true;
     } else if (!created) {
-      hit = true;  // another client created it between the two steps
+      hit = true;  // another client created it since our read
     }
   }
   ++(hit ? env.tally.get_hits : env.tally.get_misses);
@@ -588,7 +580,10 @@ inline void meta_delete(command_env& env, const token_list& t, std::string& out)
       if (e) it->set_exptime(e->at);
       it->set_stale(true);
       it->set_win_sent(false);
-      if (explicit_cas) it->set_cas(*explicit_cas);
+      // A fresh CAS, as memcached gives it: a client holding the old one
+      // sees the invalidation. (next_cas() is an atomic counter, not a
+      // call that takes a lock.)
+      it->set_cas(explicit_cas ? *explicit_cas : env.ctx.store.next_cas());
       return cache::keep{};
     }
     return cache::erase{};
@@ -728,9 +723,7 @@ inline void meta_arithmetic(command_env& env, const token_list& t, std::string& 
 inline void meta_debug(command_env& env, const token_list& t, std::string& out) {
   if (t.size() < 2 || t[1].size() > max_key_length) return line(out, bad_format);
   const std::string_view key = t[1];
-  bool hit = false;
-  read_mutable(env.ctx.store, key, env.now, [&](cache::item_ref& it) {
-    hit = true;
+  const bool hit = env.ctx.store.peek(key, env.now, [&](const cache::item_ref& it) {
     out.append("ME ");
     out.append(key);
     out.append(" exp=");
@@ -744,7 +737,6 @@ inline void meta_debug(command_env& env, const token_list& t, std::string& out) 
     out.append(" cls=1 size=");
     append_number(out, item_size(key.size(), it.value().size()));
     out.append("\r\n");
-    return cache::decision{cache::keep{}};
   });
   if (!hit) line(out, "EN");
 }
