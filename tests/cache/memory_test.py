@@ -18,7 +18,7 @@ import time
 import cache_harness as h
 
 LIMIT_MIB = 64
-OVERHEAD_MIB = 24
+OVERHEAD_MIB = 16
 ITEMS = 1_200_000  # 100-byte values: about 134 MB of keys and values, twice the limit
 VALUE = b"x" * 100
 BATCH = 2000
