@@ -25,6 +25,9 @@
 
 namespace dhtkit_cache {
 
+// The store's namespace, under the short name the commands spell it with.
+namespace cache = dhtkit::cache;
+
 inline constexpr std::size_t max_key_length = 250;
 // memcached splits a command line into at most 24 tokens; no command but the
 // multi-key gets (which read their keys from the line itself) takes more.
