@@ -7,6 +7,7 @@
   line, makes the server hold a bounded amount of memory (VmRSS);
 - SIGTERM and SIGINT stop the server with exit status 0, with clients
   connected; `shutdown` works only with -A; -F makes flush_all an error;
+- -I and -M reach the store (too large, out of memory instead of eviction);
 - bad command lines exit 64 with a message, --help documents every flag.
 
   /usr/bin/python3 tests/cache/limits_test.py --server build/.../dhtkit-cache
@@ -186,6 +187,33 @@ def signals_and_shutdown(c, binary):
         c.equal(server.stop(), 0, "-F: exit status after SIGTERM")
 
 
+def store_flags(c, binary):
+    """-I and -M reach the store: a value past -I and a write past -m without eviction fail."""
+    with h.Server(binary, "-I", "64k", "-t", "1") as server:
+        with server.connect() as s:
+            value = b"v" * (100 * 1024)
+            reply = h.request(s, b"set big 0 0 %d\r\n" % len(value) + value + b"\r\n")
+            c.equal(reply, b"SERVER_ERROR object too large for cache\r\n", "-I 64k: a 100 KiB value")
+            value = b"v" * (32 * 1024)
+            c.equal(h.request(s, b"set ok 0 0 %d\r\n" % len(value) + value + b"\r\n"), b"STORED\r\n",
+                    "-I 64k: a 32 KiB value")
+        c.equal(server.stop(), 0, "-I: exit status after SIGTERM")
+    with h.Server(binary, "-M", "-m", "2", "-I", "1k", "-t", "1") as server:
+        with server.connect() as s:
+            value = b"v" * 500
+            replies = []
+            for i in range(20000):
+                reply = h.request(s, b"set k%d 0 0 %d\r\n" % (i, len(value)) + value + b"\r\n")
+                if reply != b"STORED\r\n":
+                    replies.append(reply)
+                    break
+            c.equal(replies[:1], [b"SERVER_ERROR out of memory storing object\r\n"],
+                    "-M -m 2: a write past the limit fails instead of evicting")
+            c.equal(h.request(s, b"get k0\r\n", b"END\r\n"), b"VALUE k0 0 500\r\n" + value + b"\r\nEND\r\n",
+                    "-M: the first item is still there")
+        c.equal(server.stop(), 0, "-M: exit status after SIGTERM")
+
+
 def command_line(c, binary):
     def run(*args):
         return subprocess.run([binary, *args], capture_output=True, timeout=10)
@@ -219,6 +247,7 @@ def main():
     c = h.Checks()
     command_line(c, args.server)
     connection_limit(c, args.server)
+    store_flags(c, args.server)
     idle_timeout(c, args.server)
     bounded_memory(c, args.server)
     signals_and_shutdown(c, args.server)
