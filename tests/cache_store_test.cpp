@@ -343,7 +343,7 @@ TEST_CASE("cache store: what it counts is what malloc hands out") {
 }
 #endif
 
-TEST_CASE("cache store: a read may change metadata; peek is a read that does not count as a use") {
+TEST_CASE("cache store: a read may change metadata, and peek is a read that does not count as a use") {
   store_config c = small(1, 1);
   store s(c);
   set(s, "a", "v", 1);
