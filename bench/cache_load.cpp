@@ -1,22 +1,34 @@
 // dhtkit-cache against memcached, side by side in one run (bench/cache/README.md).
 //
-// For each server in turn (Debian's memcached first, then dhtkit-cache), the
-// program starts it on a free loopback port with -t 2 -m 1024, then:
-//   1. throughput and latency: loads 100,000 keys of 100-byte values, then
-//      drives it for a fixed time with a closed loop of pipelined requests,
-//      9 gets to 1 set, keys drawn uniformly: `threads` client threads, each
-//      with `connections` connections, each keeping `depth` requests in flight
-//      (epoll, non-blocking). Latency is per request, from the moment it is
-//      written to the moment its reply is parsed: ops/s, p50, p99;
-//   2. memory: a fresh server, 1,000,000 items of 100 bytes stored, then its
-//      VmRSS (/proc/PID/status).
+// Both servers (Debian's memcached and dhtkit-cache) run on free loopback
+// ports with -t 2 -m 1024:
+//   1. throughput and latency: both are started and loaded with 100,000 keys
+//      of 100-byte values, then the load runs in `rounds` interleaved rounds.
+//      In each round, for each depth, each server in turn is driven for a
+//      fixed time (memcached first in odd rounds, dhtkit-cache first in even
+//      ones) with a closed loop of pipelined requests, 9 gets to 1 set, keys
+//      drawn uniformly: `threads` client threads, each with `connections`
+//      connections, each keeping `depth` requests in flight (epoll,
+//      non-blocking). Latency is per request, from the moment it is written to
+//      the moment its reply is parsed: ops/s, p50, p99. Each figure reported is
+//      the median over the rounds, per server, so one noisy window on a shared
+//      machine does not decide the ratio;
+//   2. memory: for each server in turn, a fresh server, 1,000,000 items of 100
+//      bytes stored, then its VmRSS (/proc/PID/status).
 // Figures are JSON Lines on stdout (bench/support/bench.hpp), dhtkit-cache's
-// with memcached's as the baseline in the same run.
+// with memcached's as the baseline in the same run; the load figures carry
+// every round's value of both ("rounds_value", "rounds_baseline").
 //
 //   bench_cache_load --dhtkit build/release/examples/cache/dhtkit-cache [--memcached /usr/bin/memcached]
-//                    [--quick] [--seconds 10] [--threads 2] [--connections 4] [--depth N]
-// Each load runs twice, with 1 request in flight per connection (what
-// memcaslap does) and with 16 (a pipelining client); --depth picks one.
+//                    [--quick] [--rounds 3] [--seconds 10] [--threads 2] [--connections 4] [--depth N]
+// Each load runs twice per round, with 1 request in flight per connection
+// (what memcaslap does) and with 16 (a pipelining client); --depth picks one.
+// --quick: 1 round (unless --rounds is given), 1 s per load, 200,000 items.
+//
+// Every server started is killed on every way out: normal return, an exception
+// (also one thrown in a client thread), std::terminate, and SIGINT, SIGTERM,
+// SIGHUP or SIGQUIT to this program; a server started without `-u` also gets
+// SIGKILL from the kernel if this program dies of anything else.
 //
 // Why not memcaslap: it reports means and a log2 histogram, not p50/p99, and
 // one outstanding request per connection cannot keep a server busy on
@@ -28,6 +40,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,7 +53,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -62,6 +77,7 @@ struct config {
   int threads = 2;
   int connections = 4;             // per client thread
   int depth = 16;                  // requests in flight per connection (set by each run of `depths`)
+  int rounds = 3;                  // interleaved rounds of the load phase; medians over them are reported
   std::vector<int> depths{1, 16};  // 1: one request at a time, as memcaslap; 16: pipelined
   std::size_t keys = 100000;
   std::size_t value_size = 100;
@@ -69,6 +85,46 @@ struct config {
 };
 
 // ---- processes ------------------------------------------------------------
+
+// The servers alive now, so that a signal handler or std::terminate can kill
+// them: kill and waitpid are async-signal-safe, and a lock-free atomic is safe
+// to read in a handler.
+constexpr std::size_t max_children = 8;
+std::atomic<pid_t> children[max_children];
+static_assert(std::atomic<pid_t>::is_always_lock_free);
+
+void kill_children() {
+  for (auto& slot : children) {
+    const pid_t pid = slot.exchange(0);
+    if (pid <= 0) continue;
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+void on_fatal_signal(int sig) {
+  const int saved = errno;
+  kill_children();
+  errno = saved;
+  ::signal(sig, SIG_DFL);  // then die of the same signal, as the caller expects
+  ::raise(sig);
+}
+
+constexpr int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+void install_cleanup() {
+  struct sigaction sa {};
+  sa.sa_handler = on_fatal_signal;
+  ::sigemptyset(&sa.sa_mask);
+  for (const int sig : fatal_signals) ::sigaddset(&sa.sa_mask, sig);  // one cleanup at a time
+  for (const int sig : fatal_signals) ::sigaction(sig, &sa, nullptr);
+  std::set_terminate([] {
+    kill_children();
+    std::abort();
+  });
+}
 
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -110,9 +166,19 @@ class server_process {
       argv.push_back("-u");
       argv.push_back("nobody");
     }
+    // Signals stay blocked from fork until the child is registered, so a
+    // handler never misses it.
+    sigset_t block, old;
+    ::sigemptyset(&block);
+    for (const int sig : fatal_signals) ::sigaddset(&block, sig);
+    ::pthread_sigmask(SIG_BLOCK, &block, &old);
+    const pid_t parent = ::getpid();
     pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      for (const int sig : fatal_signals) ::signal(sig, SIG_DFL);
+      ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // dropped by memcached's -u; the handlers cover that
+      if (::getppid() != parent) ::_exit(1);
       const int null = ::open("/dev/null", O_RDWR);
       ::dup2(null, 0);
       ::dup2(null, 1);
@@ -123,39 +189,24 @@ class server_process {
       std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
       ::_exit(127);
     }
-    // Wait (bounded) until it accepts connections.
-    const auto deadline = clock_type::now() + std::chrono::seconds(20);
-    for (;;) {
-      const int fd = connect_to(port_);
-      if (fd >= 0) {
-        ::close(fd);
-        break;
+    if (pid_ > 0) {
+      for (auto& slot : children) {
+        pid_t empty = 0;
+        if (slot.compare_exchange_strong(empty, pid_)) break;
       }
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        throw std::runtime_error(name + " exited at start");
-      }
-      if (clock_type::now() > deadline) throw std::runtime_error(name + " did not start listening in 20 s");
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    try {
+      wait_until_listening();
+    } catch (...) {
+      stop();  // the destructor does not run for a constructor that throws
+      throw;
     }
   }
   server_process(const server_process&) = delete;
   server_process& operator=(const server_process&) = delete;
-  ~server_process() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = clock_type::now() + std::chrono::seconds(10);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (clock_type::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
+  ~server_process() { stop(); }
   int port() const { return port_; }
   double rss_mib() const {
     std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
@@ -166,6 +217,51 @@ class server_process {
   }
 
  private:
+  // Waits (bounded) until the server accepts connections.
+  void wait_until_listening() {
+    const auto deadline = clock_type::now() + std::chrono::seconds(20);
+    for (;;) {
+      const int fd = connect_to(port_);
+      if (fd >= 0) {
+        ::close(fd);
+        break;
+      }
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        forget();
+        throw std::runtime_error(name_ + " exited at start");
+      }
+      if (clock_type::now() > deadline) throw std::runtime_error(name_ + " did not start listening in 20 s");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  // SIGTERM, then SIGKILL if it has not exited in 10 s; reaps it.
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    const auto deadline = clock_type::now() + std::chrono::seconds(10);
+    int status = 0;
+    for (;;) {
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_ || (r < 0 && errno != EINTR)) break;  // reaped (here or by a handler)
+      if (clock_type::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    forget();
+  }
+  void forget() {
+    for (auto& slot : children) {
+      pid_t mine = pid_;
+      if (slot.compare_exchange_strong(mine, 0)) break;
+    }
+    pid_ = -1;
+  }
+
   std::string name_;
   int port_ = 0;
   pid_t pid_ = -1;
@@ -388,10 +484,17 @@ struct load_result {
   double ops_per_s = 0, p50_us = 0, p99_us = 0;
 };
 
-struct run_result {
-  std::vector<load_result> loads;
+struct rss_result {
   double rss_mib = 0, load_s = 0;
 };
+
+const std::vector<std::string> server_flags{"-t", "2", "-m", "1024"};
+
+std::vector<std::string> server_argv(const std::string& binary) {
+  std::vector<std::string> argv{binary};
+  argv.insert(argv.end(), server_flags.begin(), server_flags.end());
+  return argv;
+}
 
 load_result drive_all(const config& cfg, int port) {
   load_result out;
@@ -402,12 +505,19 @@ load_result drive_all(const config& cfg, int port) {
                                         std::chrono::duration<double>(cfg.seconds));
   std::vector<thread_result> results(static_cast<std::size_t>(cfg.threads));
   std::vector<std::thread> threads;
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(cfg.threads));
   for (int t = 0; t < cfg.threads; ++t)
     threads.emplace_back([&, t] {
-      results[static_cast<std::size_t>(t)] =
-          drive(cfg, port, warm_until, stop_at, static_cast<std::uint64_t>(t) + 1);
+      try {
+        results[static_cast<std::size_t>(t)] =
+            drive(cfg, port, warm_until, stop_at, static_cast<std::uint64_t>(t) + 1);
+      } catch (...) {  // rethrown below, so it unwinds (and stops the servers) in the main thread
+        errors[static_cast<std::size_t>(t)] = std::current_exception();
+      }
     });
   for (auto& t : threads) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
   std::vector<std::uint32_t> all;
   std::uint64_t ops = 0;
   for (auto& r : results) {
@@ -427,35 +537,66 @@ load_result drive_all(const config& cfg, int port) {
   return out;
 }
 
-run_result measure(const std::string& name, const std::string& binary, const config& cfg) {
-  run_result out;
-  const std::vector<std::string> argv{binary, "-t", "2", "-m", "1024"};
-  {
-    server_process server(name, argv);
-    load(server.port(), cfg.keys, cfg.value_size, 2);
-    for (const int depth : cfg.depths) {
+// Phase 1: both servers up and loaded, then `rounds` rounds; in each, for each
+// depth, one timed load on each server, alternating which goes first.
+// loads[server][depth index][round], server 0 = memcached, 1 = dhtkit-cache.
+using rounds_table = std::vector<std::vector<std::vector<load_result>>>;
+
+rounds_table measure_loads(const config& cfg) {
+  const char* const names[2] = {"memcached", "dhtkit"};
+  server_process memcached(names[0], server_argv(cfg.memcached));
+  server_process dhtkit(names[1], server_argv(cfg.dhtkit));
+  const server_process* const servers[2] = {&memcached, &dhtkit};
+  for (const auto* server : servers) load(server->port(), cfg.keys, cfg.value_size, 2);
+  rounds_table out(2, std::vector<std::vector<load_result>>(cfg.depths.size()));
+  for (int round = 0; round < cfg.rounds; ++round) {
+    for (std::size_t d = 0; d < cfg.depths.size(); ++d) {
       config run = cfg;
-      run.depth = depth;
-      out.loads.push_back(drive_all(run, server.port()));
+      run.depth = cfg.depths[d];
+      for (int turn = 0; turn < 2; ++turn) {
+        const int s = (turn + round) % 2;  // round 1: memcached first; round 2: dhtkit-cache first; ...
+        const load_result l = drive_all(run, servers[s]->port());
+        out[static_cast<std::size_t>(s)][d].push_back(l);
+        std::fprintf(stderr, "round %d/%d  %-10s depth %2d: %10.0f ops/s  p50 %8.1f us  p99 %8.1f us\n",
+                     round + 1, cfg.rounds, names[s], l.depth, l.ops_per_s, l.p50_us, l.p99_us);
+      }
     }
   }
-  {
-    server_process server(name, argv);
-    const auto start = clock_type::now();
-    load(server.port(), cfg.rss_items, cfg.value_size, 2);
-    out.load_s = std::chrono::duration<double>(clock_type::now() - start).count();
-    out.rss_mib = server.rss_mib();
-  }
-  for (const auto& l : out.loads)
-    std::fprintf(stderr, "%-10s depth %2d: %10.0f ops/s  p50 %8.1f us  p99 %8.1f us\n", name.c_str(), l.depth,
-                 l.ops_per_s, l.p50_us, l.p99_us);
-  std::fprintf(stderr, "%-10s RSS %7.1f MiB after %zu items of %zu bytes (loaded in %.1f s)\n", name.c_str(),
-               out.rss_mib, cfg.rss_items, cfg.value_size, out.load_s);
   return out;
+}
+
+// Phase 2: a fresh server, `rss_items` items stored, its VmRSS.
+rss_result measure_rss(const std::string& name, const std::string& binary, const config& cfg) {
+  rss_result out;
+  server_process server(name, server_argv(binary));
+  const auto start = clock_type::now();
+  load(server.port(), cfg.rss_items, cfg.value_size, 2);
+  out.load_s = std::chrono::duration<double>(clock_type::now() - start).count();
+  out.rss_mib = server.rss_mib();
+  return out;
+}
+
+// The median (the mean of the middle two for an even count).
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::string json_array(const std::vector<double>& v) {
+  std::string out = "[";
+  char buf[32];
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out += ',';
+    out.append(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, "%.6g", v[i])));
+  }
+  return out + "]";
 }
 
 std::optional<config> parse(int argc, char** argv) {
   config cfg;
+  std::optional<int> rounds;  // --rounds; else 3, or 1 with --quick
 #ifdef DHTKIT_CACHE_BINARY
   cfg.dhtkit = DHTKIT_CACHE_BINARY;
 #endif
@@ -469,6 +610,8 @@ std::optional<config> parse(int argc, char** argv) {
       cfg.memcached = v;
     } else if (a == "--dhtkit" && (v = next())) {
       cfg.dhtkit = v;
+    } else if (a == "--rounds" && (v = next())) {
+      rounds = std::atoi(v);
     } else if (a == "--seconds" && (v = next())) {
       cfg.seconds = std::atof(v);
     } else if (a == "--threads" && (v = next())) {
@@ -478,10 +621,11 @@ std::optional<config> parse(int argc, char** argv) {
     } else if (a == "--depth" && (v = next())) {
       cfg.depths = {std::atoi(v)};
     } else {
-      std::fprintf(stderr,
-                   "usage: %s [--quick] [--dhtkit PATH] [--memcached PATH] [--seconds S] [--threads N] "
-                   "[--connections N] [--depth N (default: both 1 and 16)]\n",
-                   argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--quick] [--dhtkit PATH] [--memcached PATH] [--rounds N (default 3, --quick 1)] "
+          "[--seconds S] [--threads N] [--connections N] [--depth N (default: both 1 and 16)]\n",
+          argv[0]);
       return std::nullopt;
     }
   }
@@ -492,9 +636,13 @@ std::optional<config> parse(int argc, char** argv) {
   if (cfg.quick) {
     cfg.seconds = std::min(cfg.seconds, 1.0);
     cfg.rss_items = 200000;
+    cfg.rounds = 1;
   }
-  if (cfg.seconds <= 0 || cfg.threads < 1 || cfg.connections < 1 || cfg.depths.front() < 1) {
-    std::fprintf(stderr, "%s: --seconds, --threads, --connections and --depth must be positive\n", argv[0]);
+  if (rounds) cfg.rounds = *rounds;
+  if (cfg.seconds <= 0 || cfg.threads < 1 || cfg.connections < 1 || cfg.depths.front() < 1 ||
+      cfg.rounds < 1) {
+    std::fprintf(stderr, "%s: --rounds, --seconds, --threads, --connections and --depth must be positive\n",
+                 argv[0]);
     return std::nullopt;
   }
   return cfg;
@@ -505,26 +653,54 @@ std::optional<config> parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   const auto cfg = parse(argc, argv);
   if (!cfg) return 2;
+  install_cleanup();
   try {
-    const run_result base = measure("memcached", cfg->memcached, *cfg);
-    const run_result ours = measure("dhtkit", cfg->dhtkit, *cfg);
+    const rounds_table loads = measure_loads(*cfg);
+    const rss_result base_rss = measure_rss("memcached", cfg->memcached, *cfg);
+    const rss_result ours_rss = measure_rss("dhtkit", cfg->dhtkit, *cfg);
+
+    struct figure {
+      const char* name;
+      const char* unit;
+      double load_result::*field;
+    };
+    const figure figures[] = {{"get_set/throughput", "ops/s", &load_result::ops_per_s},
+                              {"get_set/p50", "us", &load_result::p50_us},
+                              {"get_set/p99", "us", &load_result::p99_us}};
+    const char* const names[2] = {"memcached", "dhtkit"};
     const dhtkit::bench::reporter out{"cache", false};
     char params[320];
-    for (std::size_t i = 0; i < ours.loads.size(); ++i) {
-      const load_result& o = ours.loads[i];
-      const load_result& b = base.loads[i];
+    for (std::size_t d = 0; d < cfg->depths.size(); ++d) {
       std::snprintf(params, sizeof params,
                     "\"server_threads\":2,\"get_set\":\"9:1\",\"value_bytes\":%zu,\"keys\":%zu,"
-                    "\"client_threads\":%d,\"connections\":%d,\"depth\":%d,\"seconds\":%g",
-                    cfg->value_size, cfg->keys, cfg->threads, cfg->threads * cfg->connections, o.depth,
-                    cfg->seconds);
-      out.emit("get_set/throughput", params, o.ops_per_s, "ops/s", {"memcached", b.ops_per_s});
-      out.emit("get_set/p50", params, o.p50_us, "us", {"memcached", b.p50_us});
-      out.emit("get_set/p99", params, o.p99_us, "us", {"memcached", b.p99_us});
+                    "\"client_threads\":%d,\"connections\":%d,\"depth\":%d,\"seconds\":%g,\"rounds\":%d",
+                    cfg->value_size, cfg->keys, cfg->threads, cfg->threads * cfg->connections, cfg->depths[d],
+                    cfg->seconds, cfg->rounds);
+      double med[2][3] = {};
+      for (std::size_t f = 0; f < std::size(figures); ++f) {
+        std::vector<double> per_round[2];
+        for (int s = 0; s < 2; ++s) {
+          for (const load_result& l : loads[static_cast<std::size_t>(s)][d])
+            per_round[s].push_back(l.*figures[f].field);
+          med[s][f] = median(per_round[s]);
+        }
+        const std::string extra = ",\"rounds_value\":" + json_array(per_round[1]) +
+                                  ",\"rounds_baseline\":" + json_array(per_round[0]);
+        out.emit(figures[f].name, params, med[1][f], figures[f].unit, {"memcached", med[0][f]}, extra);
+      }
+      for (int s = 0; s < 2; ++s)
+        std::fprintf(stderr, "median of %d  %-10s depth %2d: %10.0f ops/s  p50 %8.1f us  p99 %8.1f us\n",
+                     cfg->rounds, names[s], cfg->depths[d], med[s][0], med[s][1], med[s][2]);
+      std::fprintf(stderr, "ratio dhtkit/memcached depth %2d: throughput %.3g  p50 %.3g  p99 %.3g\n",
+                   cfg->depths[d], med[1][0] / med[0][0], med[1][1] / med[0][1], med[1][2] / med[0][2]);
     }
+    const rss_result* const rss[2] = {&base_rss, &ours_rss};
+    for (int s = 0; s < 2; ++s)
+      std::fprintf(stderr, "%-10s RSS %7.1f MiB after %zu items of %zu bytes (loaded in %.1f s)\n", names[s],
+                   rss[s]->rss_mib, cfg->rss_items, cfg->value_size, rss[s]->load_s);
     std::snprintf(params, sizeof params, "\"items\":%zu,\"value_bytes\":%zu,\"memory_limit_mb\":1024",
                   cfg->rss_items, cfg->value_size);
-    out.emit("rss/loaded", params, ours.rss_mib, "MiB", {"memcached", base.rss_mib});
+    out.emit("rss/loaded", params, ours_rss.rss_mib, "MiB", {"memcached", base_rss.rss_mib});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cache_load: %s\n", e.what());
     return 1;
