@@ -276,3 +276,19 @@ TEST_CASE("cache commands: input is bounded: long lines close, values are checke
     CHECK(out == "SERVER_ERROR object too large for cache\r\n");
   }
 }
+
+TEST_CASE("cache commands: a negative meta TTL expires the item it creates or keeps", "[cache][commands]") {
+  fixture f;
+  // mg N, ma N, ma T and md x T with a TTL already past used to store exptime
+  // 0, an item that never expires.
+  // mg N-1 creates the item and hands out W, but the item is dead on arrival
+  // (memcached's realtime() of a negative exptime is a time already past).
+  CHECK(talk(f, "mg a N-1 v\r\n") == "VA 0 W\r\n\r\n");
+  CHECK(talk(f, "mg a v\r\n") == "EN\r\n");
+  CHECK(talk(f, "ma c N-1 J3\r\n") == "HD\r\n");
+  CHECK(talk(f, "mg c v\r\n") == "EN\r\n");
+  CHECK(talk(f, "ms n 1\r\n5\r\nma n T-1\r\n") == "HD\r\nHD\r\n");
+  CHECK(talk(f, "mg n v\r\n") == "EN\r\n");
+  CHECK(talk(f, "ms b 1\r\nx\r\nmd b x T-1\r\n") == "HD\r\nHD\r\n");
+  CHECK(talk(f, "mg b v\r\n") == "EN\r\n");
+}

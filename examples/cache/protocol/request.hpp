@@ -156,6 +156,14 @@ inline expiry to_expiry(std::int32_t exptime, std::int64_t process_started_unix,
   return {static_cast<dhtkit::cache::rel_time>(now + static_cast<dhtkit::cache::rel_time>(exptime)), false};
 }
 
+// The exptime to store for an item a command keeps or creates despite an
+// expiry already past (meta's N, ma's T, md x T): a time just past, so the
+// item is dead on arrival as in memcached -- never 0, which means "never".
+inline dhtkit::cache::rel_time stored_exptime(const expiry& e, dhtkit::cache::rel_time now) {
+  if (!e.already_expired) return e.at;
+  return now > 1 ? now - 1 : 1;
+}
+
 // memcached's item size for a key and value (header, CAS, key, value and the
 // two terminators): the quantity -I bounds. Checked before a value is read,
 // so a client's length never decides what is allocated.

@@ -69,7 +69,7 @@ inline void meta_arithmetic(command_env& env, const token_list& t, std::string& 
       number = *initial;
       append_number(text, number);
       v.head = text;
-      exptime_before = exptime = v.exptime = e.already_expired ? 0 : e.at;
+      exptime_before = exptime = v.exptime = stored_exptime(e, env.now);
       return v;
     }
     if (compare && it->cas() != *compare) {
@@ -88,7 +88,7 @@ inline void meta_arithmetic(command_env& env, const token_list& t, std::string& 
     exptime_before = exptime = v.exptime = it->exptime();
     if (touch_ttl) {
       const expiry e = env.expiry_of(*touch_ttl);
-      exptime = v.exptime = e.already_expired ? 0 : e.at;
+      exptime = v.exptime = stored_exptime(e, env.now);
     }
     return v;
   });

@@ -54,7 +54,7 @@ inline void meta_delete(command_env& env, const token_list& t, std::string& out)
       // x: drop the value, keep the item (its flags and expiry).
       cache::new_value v;
       v.flags = it->flags();
-      v.exptime = e ? (e->already_expired ? 0 : e->at) : it->exptime();
+      v.exptime = e ? stored_exptime(*e, env.now) : it->exptime();
       v.cas = explicit_cas;
       v.stale = f('I');
       return v;

@@ -120,7 +120,7 @@ inline void meta_get(command_env& env, const token_list& t, std::string& out) {
         return cache::keep{};
       }
       cache::new_value v;
-      v.exptime = e.already_expired ? 0 : e.at;
+      v.exptime = stored_exptime(e, env.now);
       v.cas = explicit_cas;
       v.win_sent = true;
       created = true;
@@ -129,7 +129,7 @@ inline void meta_get(command_env& env, const token_list& t, std::string& out) {
     if (created && r.error == cache::store_error::none) {
       view = mg_view{};
       view.cas = r.cas;
-      view.exptime = e.already_expired ? 0 : e.at;
+      view.exptime = stored_exptime(e, env.now);
       view.last_access = env.now;
       won = true;
       hit = true;
