@@ -197,7 +197,13 @@ def reset(port):
 
 def start_server(argv, port):
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, proc)
+    try:
+        wait_port(port, proc)
+    except BaseException:
+        # The caller never gets the process to stop: stop it here.
+        proc.kill()
+        proc.wait()
+        raise
     return proc
 
 
