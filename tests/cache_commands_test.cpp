@@ -3,11 +3,15 @@
 // the meta flags memcached 1.6.18 lacks (E, md x), win tokens between two
 // clients, and the session's bounds on input and output. Byte-level
 // agreement with memcached is tests/cache_conformance_test.cpp's job.
+#include <atomic>
+#include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "cache/session_fixture.hpp"
+#include "protocol/mutable_reads.hpp"
 #include "support/catch.hpp"
 
 using cache_test::fixture;
@@ -291,4 +295,46 @@ TEST_CASE("cache commands: a negative meta TTL expires the item it creates or ke
   CHECK(talk(f, "mg n v\r\n") == "EN\r\n");
   CHECK(talk(f, "ms b 1\r\nx\r\nmd b x T-1\r\n") == "HD\r\nHD\r\n");
   CHECK(talk(f, "mg b v\r\n") == "EN\r\n");
+}
+
+TEST_CASE("cache commands: a touch to a past time erases only the item it read, never a newer one",
+          "[cache][commands]") {
+  // touch/gat/mg T with an expiry already past read the item, then erase it
+  // in a second trip to the store: a set between the two must survive. (A
+  // race: 200,000 rounds against a looping toucher make it happen dozens of
+  // times per run; the check cannot fail when the erase is right.)
+  fixture f;
+  auto& store = f.store;
+  auto set = [&](const std::string& v) {
+    store.modify("k", 2, [&](dhtkit::cache::item_ref*) -> dhtkit::cache::decision {
+      dhtkit::cache::new_value nv;
+      nv.head = v;
+      return nv;
+    });
+  };
+  set("v0");
+  constexpr int rounds = 200000;
+  std::atomic<bool> done{false};
+  std::vector<std::string> seen;
+  std::thread toucher([&] {
+    while (!done.load()) {
+      dhtkit_cache::read_mutable(store, "k", 2, [&](dhtkit::cache::item_ref& it) -> dhtkit::cache::decision {
+        seen.emplace_back(it.value());
+        return dhtkit::cache::erase{};
+      });
+    }
+  });
+  std::vector<std::string> lost;
+  for (int i = 1; i <= rounds; ++i) {
+    const std::string v = "v" + std::to_string(i);
+    set(v);
+    if (!store.read("k", 2, [](const dhtkit::cache::item_ref&) {})) lost.push_back(v);
+  }
+  done = true;
+  toucher.join();
+  const std::set<std::string> read_by_toucher(seen.begin(), seen.end());
+  std::size_t erased_unseen = 0;
+  for (const auto& v : lost) erased_unseen += read_by_toucher.count(v) == 0 ? 1 : 0;
+  INFO(lost.size() << " sets erased, " << erased_unseen << " of them by a touch that had read an older item");
+  CHECK(erased_unseen == 0);
 }

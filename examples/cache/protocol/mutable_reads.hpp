@@ -2,6 +2,7 @@
 // and mg's T and win tokens -- so a read and its change happen under one lock.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 #include <variant>
 
@@ -13,13 +14,21 @@ namespace dhtkit_cache {
 // A read whose callback may set metadata (touch, gat, meta's win tokens) and
 // returns a decision: keep, or erase (a touch to a time already past). The
 // item counts as used (LRU bump, access record), as memcached's touch and gat
-// do; an erase takes a second, short trip under the lock.
+// do; an erase takes a second, short trip under the lock, and erases only the
+// item the read saw (same CAS), not one another client stored in between.
 template <class F>
 bool read_mutable(cache::store& store, std::string_view key, cache::rel_time now, F&& f) {
   bool erase_it = false;
-  const bool hit = store.read(
-      key, now, [&](cache::item_ref& it) { erase_it = std::holds_alternative<cache::erase>(f(it)); });
-  if (erase_it) store.modify(key, now, [](cache::item_ref*) -> cache::decision { return cache::erase{}; });
+  std::uint64_t seen_cas = 0;
+  const bool hit = store.read(key, now, [&](cache::item_ref& it) {
+    erase_it = std::holds_alternative<cache::erase>(f(it));
+    seen_cas = it.cas();
+  });
+  if (erase_it)
+    store.modify(key, now, [&](cache::item_ref* it) -> cache::decision {
+      if (it != nullptr && it->cas() == seen_cas) return cache::erase{};
+      return cache::keep{};
+    });
   return hit;
 }
 
