@@ -259,7 +259,7 @@ TEST_CASE("cache commands: input is bounded: long lines close, values are checke
     CHECK(s.input_room() == 0);
   }
   {
-    session s(f.ctx, 1 << 20, {.buffer_capacity = 4096, .max_line = 2048});
+    session s(f.ctx, 1 << 20, {.buffer_capacity = 4096, .max_line = 2048, .retained_capacity = 4096});
     s.receive("get " + std::string(4092, 'k'));
     std::string out;
     CHECK(s.process(out) == session_status::close);

@@ -88,12 +88,12 @@ TEST_CASE("cache parser: a partial line longer than 2048 bytes ends the connecti
   CHECK(frame(long_get, 100) == "L" + long_get.substr(0, long_get.size() - 2) + "|");
   CHECK(frame("  gets " + std::string(5000, 'k') + "\r\n", 100).rfind("L  gets", 0) == 0);
   // ... but not past it.
-  dhtkit_cache::parser_limits small{.buffer_capacity = 4096, .max_line = 2048};
+  dhtkit_cache::parser_limits small{.buffer_capacity = 4096, .max_line = 2048, .retained_capacity = 4096};
   CHECK(frame("get " + std::string(5000, 'k') + "\r\n", 100, small) == "T");
 }
 
 TEST_CASE("cache parser: room is bounded and a value's bytes do not count against it", "[cache][parser]") {
-  request_parser p({.buffer_capacity = 100, .max_line = 50});
+  request_parser p({.buffer_capacity = 100, .max_line = 50, .retained_capacity = 100});
   CHECK(p.room() == 100);
   p.append("set k 0 0 1000\r\n");
   CHECK(p.room() == 84);
@@ -112,6 +112,23 @@ TEST_CASE("cache parser: room is bounded and a value's bytes do not count agains
   e = p.next();
   CHECK(e.what == kind::line);
   CHECK(e.text == "get k");
+}
+
+TEST_CASE("cache parser: buffers grown by a burst are given back once it is consumed", "[cache][parser]") {
+  request_parser p;  // retained_capacity 16 KiB, buffer_capacity 64 KiB
+  std::string pipeline;
+  while (pipeline.size() < 60000) pipeline += "get key\r\n";
+  p.append(pipeline);
+  p.append("set k 0 0 50000\r\n");
+  CHECK(p.retained_bytes() > 60000);
+  std::size_t lines = 0;
+  for (auto e = p.next(); e.what == kind::line && e.text == "get key"; e = p.next()) ++lines;
+  CHECK(lines == pipeline.size() / 9);
+  p.expect_value(50000);
+  p.append(std::string(50000, 'v') + "\r\n");
+  CHECK(p.next().what == kind::value);
+  CHECK(p.next().what == kind::need_more);  // idle now
+  CHECK(p.retained_bytes() <= 2 * p.limits().retained_capacity);
 }
 
 TEST_CASE("cache parser: tokens are split at runs of spaces and counted up to 24", "[cache][parser]") {

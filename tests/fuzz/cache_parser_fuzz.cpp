@@ -30,7 +30,8 @@ namespace {
 
 constexpr std::size_t max_output = 16 * 1024;
 constexpr std::size_t max_item = 4096;
-constexpr dhtkit_cache::parser_limits limits{.buffer_capacity = 8192, .max_line = 2048};
+constexpr dhtkit_cache::parser_limits limits{
+    .buffer_capacity = 8192, .max_line = 2048, .retained_capacity = 4096};
 
 dhtkit::cache::store_config small_store() {
   dhtkit::cache::store_config c;

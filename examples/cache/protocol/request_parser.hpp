@@ -37,6 +37,9 @@ struct parser_limits {
   // A partial line (its "\n" not yet read) longer than this, other than a
   // get/gets line, closes the connection (memcached: 2048).
   std::size_t max_line = 2048;
+  // Buffers (input, value block) bigger than this are given back once used,
+  // so a connection idle after a burst holds at most this much in each.
+  std::size_t retained_capacity = 16 * 1024;
 };
 
 class request_parser {
@@ -58,6 +61,8 @@ class request_parser {
   // Bytes append() may still take.
   std::size_t room() const { return limits_.buffer_capacity - (buf_.size() - pos_); }
   const parser_limits& limits() const { return limits_; }
+  // Memory the parser's buffers hold (what an idle connection keeps).
+  std::size_t retained_bytes() const { return buf_.capacity() + block_.capacity(); }
 
   // Precondition: bytes.size() <= room().
   void append(std::string_view bytes) {
@@ -112,9 +117,13 @@ class request_parser {
           return {kind::value, v.substr(0, v.size() - 2)};
         }
         case state::line: {
-          // The last value's view is no longer in use: a connection idle
-          // after a large value does not keep its block.
-          if (block_.capacity() > limits_.buffer_capacity) std::string().swap(block_);
+          // The last event's view is no longer in use: a connection idle
+          // after a large value or a long pipeline does not keep its buffers.
+          if (block_.capacity() > limits_.retained_capacity) std::string().swap(block_);
+          if (pos_ == buf_.size() && buf_.capacity() > limits_.retained_capacity) {
+            std::string().swap(buf_);
+            pos_ = scanned_ = 0;
+          }
           if (scanned_ < pos_) scanned_ = pos_;
           const std::size_t nl = buf_.find('\n', scanned_);
           if (nl == std::string::npos) {

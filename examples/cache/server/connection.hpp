@@ -14,7 +14,9 @@
 //     (the client does not read), nothing more is read, so the output never
 //     grows past what one process() call appends (the session stops at
 //     max_output and says output_full). A large output buffer is given back
-//     once written.
+//     once written. An idle connection keeps at most 16 KiB in each of its
+//     input, value and output buffers (parser_limits::retained_capacity,
+//     keep_output_capacity).
 //   - With --idle-timeout, a connection that moved no byte either way for that
 //     long is closed (a client that stops reading its replies included).
 // Fairness: one readiness event reads at most max_reads_per_event times before
@@ -47,7 +49,7 @@ struct worker_shared {
 class connection : public std::enable_shared_from_this<connection> {
  public:
   static constexpr std::size_t max_output = 1 << 20;             // session's output bound per process()
-  static constexpr std::size_t keep_output_capacity = 64 << 10;  // larger buffers are freed once written
+  static constexpr std::size_t keep_output_capacity = 16 << 10;  // larger buffers are freed once written
   static constexpr int max_reads_per_event = 4;
 
   connection(asio::ip::tcp::socket socket, server_context& ctx, worker_shared& shared)
@@ -55,7 +57,12 @@ class connection : public std::enable_shared_from_this<connection> {
         ctx_(ctx),
         shared_(shared),
         session_(ctx, max_output),
-        idle_timer_(socket_.get_executor()) {}
+        idle_timer_(socket_.get_executor()) {
+    // Counted here and uncounted in the destructor, so the count cannot drift
+    // whatever fails in between.
+    ctx_.counters.curr_connections.fetch_add(1, std::memory_order_relaxed);
+    ctx_.counters.total_connections.fetch_add(1, std::memory_order_relaxed);
+  }
 
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;

@@ -142,6 +142,13 @@ class server {
     stop();
     for (auto& w : workers_)
       if (w->thread.joinable()) w->thread.join();
+    // The pending accept holds a socket of a worker's io_context: cancel it
+    // and let the control context drop it (its handlers see stopping_ and
+    // return) before the workers go.
+    std::error_code ec;
+    acceptor_.close(ec);
+    control_.restart();
+    control_.poll();
     // Connections still queued in the io_contexts die here, before the store.
     workers_.clear();
   }
@@ -249,8 +256,10 @@ class server {
         });
         return;
       }
-      admit(std::move(socket), w);
+      // The next accept first: whatever admit() meets (bad_alloc included),
+      // the server keeps accepting.
       accept();
+      admit(std::move(socket), w);
     });
   }
 
@@ -269,9 +278,7 @@ class server {
       socket.close(ec);
       return;
     }
-    c.curr_connections.fetch_add(1, std::memory_order_relaxed);
-    c.total_connections.fetch_add(1, std::memory_order_relaxed);
-    auto conn = std::make_shared<connection>(std::move(socket), ctx_, w.shared);
+    auto conn = std::make_shared<connection>(std::move(socket), ctx_, w.shared);  // counts itself
     asio::post(w.io, [conn] { conn->start(); });
   }
 
