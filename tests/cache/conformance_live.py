@@ -21,7 +21,6 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -78,17 +77,9 @@ def main():
         print("memcached not found: skipped")
         return 77
     rows = [r for r in rc.read_rows(args.rows) if r[1] != "ext"]
-    mc_port, ours_port = rc.free_port(), rc.free_port()
-    procs = []
-    try:
-        procs.append(rc.start_server(rc.memcached_argv(args.memcached, mc_port), mc_port))
-        procs.append(rc.start_server([args.server, "-p", str(ours_port), "-l", "127.0.0.1", "-t", "1"], ours_port))
-        theirs = rc.record(mc_port, rows)
-        ours = rc.record(ours_port, rows)
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
+    with rc.start_memcached(args.memcached) as memcached, rc.Server(args.server, "-t", "1") as dhtkit:
+        theirs = rc.record(memcached.port, rows)
+        ours = rc.record(dhtkit.port, rows)
     failed = 0
     for (name, mode, request, their_reply, their_closed), (_, _, _, our_reply, our_closed) in zip(theirs, ours):
         t = b"".join(rc.unescape(their_reply))

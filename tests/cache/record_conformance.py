@@ -39,6 +39,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cache_harness import Server  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROWS = os.path.join(HERE, "conformance_rows.txt")
 GOLDEN = os.path.join(HERE, "conformance_golden.txt")
@@ -118,25 +121,6 @@ def last_cas(reply):
     return found
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, bound_s=10.0):
-    deadline = time.monotonic() + bound_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited with %d" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d never accepted" % port)
-
-
 def recv_until(sock, want_suffix, buf, expected=1):
     """Reads into buf until it ends with want_suffix (seen `expected` times),
     the peer closes, the connection is quiet for QUIET_S, or ROW_LIMIT_S
@@ -195,23 +179,10 @@ def reset(port):
     sock.close()
 
 
-def start_server(argv, port):
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port, proc)
-    except BaseException:
-        # The caller never gets the process to stop: stop it here.
-        proc.kill()
-        proc.wait()
-        raise
-    return proc
-
-
-def memcached_argv(binary, port):
-    argv = [binary, "-p", str(port), "-U", "0", "-l", "127.0.0.1", "-t", "1"]
-    if os.geteuid() == 0:  # memcached refuses to run as root without -u
-        argv += ["-u", "root"]
-    return argv
+def start_memcached(binary):
+    """A private memcached as the rows were recorded: loopback, no UDP, one
+    thread; started and stopped by cache_harness.Server."""
+    return Server(binary, "-U", "0", "-t", "1")
 
 
 def record(port, rows):
@@ -229,14 +200,9 @@ def main():
     ap.add_argument("--rows", default=ROWS)
     ap.add_argument("--out", default=GOLDEN)
     args = ap.parse_args()
-    port = free_port()
-    proc = start_server(memcached_argv(args.memcached, port), port)
-    try:
+    with start_memcached(args.memcached) as memcached:
         version = subprocess.run([args.memcached, "-V"], capture_output=True, text=True).stdout.strip()
-        results = record(port, read_rows(args.rows))
-    finally:
-        proc.kill()
-        proc.wait()
+        results = record(memcached.port, read_rows(args.rows))
     with open(args.out, "w", encoding="utf-8") as f:
         f.write("# recorded from %s by tests/cache/record_conformance.py; do not edit\n" % version)
         for r in results:
