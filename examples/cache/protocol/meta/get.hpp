@@ -141,16 +141,9 @@ inline void meta_get(command_env& env, const token_list& t, std::string& out) {
   if (!hit) {
     if (f('q')) return;
     out.append("EN");
-    for (std::size_t i = 0; i < f.count; ++i) {
-      const char c = f.tokens[i][0];
-      if (c == 'O') {
-        out.push_back(' ');
-        out.append(f.tokens[i]);
-      } else if (c == 'k') {
-        out.append(" k");
-        out.append(key);
-      }
-    }
+    // A miss echoes the key as the client sent it, then " b" when that was
+    // base64, as 1.6.18 does (and as md, ms and ma do).
+    append_echo_tokens(out, f, raw_key, f('b'));
     out.append("\r\n");
     return;
   }
@@ -179,7 +172,10 @@ inline void meta_get(command_env& env, const token_list& t, std::string& out) {
         break;
       case 'k':
         out.append(" k");
-        out.append(key);  // 1.6.18 answers the decoded key, without " b"
+        // 1.6.18 answers the decoded key, without " b", for an item stored
+        // by a text command; for one stored by ms with b it answers the
+        // base64 key and " b", which needs a mark on the item we do not keep.
+        out.append(key);
         break;
       case 'l':
         out.append(" l");
