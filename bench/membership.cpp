@@ -9,6 +9,8 @@
 // - detect/first_suspect: crash -> first member suspects it (a probe period
 //   later), in periods.
 // - detect/all_dead: crash -> every live member marks it dead (p50, p99).
+// - detect/{first_probe,first_suspect,all_dead}/trial: each trial's time
+//   (params: n, trial), for plots of the distribution; JSON only.
 // - disseminate: a metadata update -> every member has it (p50, p99); goal
 //   p99 <= 3 ceil(log2 N).
 // - load: messages and bytes sent per member per period, steady state; SWIM:
@@ -156,6 +158,15 @@ void detection(std::size_t n, std::size_t trials, const dhtkit::bench::reporter&
   out.emit("disseminate/p50", dparams, percentile(r.dissemination, 0.5), "periods");
   out.emit("disseminate/p99", dparams, percentile(r.dissemination, 0.99), "periods",
            {"goal_3ceil(log2N)", 3 * log2n});
+  // Every trial's times, so the distribution can be plotted (docs/plots), not
+  // only its mean and p99; not echoed, which would bury the table on stderr.
+  const dhtkit::bench::reporter samples{"membership", /*echo=*/false};
+  for (std::size_t i = 0; i < r.first.size(); ++i) {
+    const std::string tparams = p_n(n) + ",\"trial\":" + std::to_string(i);
+    samples.emit("detect/first_probe/trial", tparams, r.first_ping[i], "periods");
+    samples.emit("detect/first_suspect/trial", tparams, r.first[i], "periods");
+    samples.emit("detect/all_dead/trial", tparams, r.all_dead[i], "periods");
+  }
 }
 
 // Steady-state load and simulation speed.
