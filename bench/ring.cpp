@@ -7,7 +7,8 @@
 // of that hash. Keys are one pre-generated array of "key:<n>" strings, cycled,
 // so the timings contain no RNG. Then balance (max/mean and stddev of ring
 // ownership, keys, partition table, bounded-load table) and the fraction of
-// keys that move when one node joins, against the ideal 1/(N+1).
+// keys that move when one node joins, against the ideal 1/(N+1). Each balance
+// figure also has `<name>/quantile` lines: per-node load/mean at q = 0 ... 1.
 //
 //   bench_ring            full run (about 25 s)
 //   bench_ring --quick    smoke run (fewer keys, fewer repetitions)
@@ -151,6 +152,21 @@ int main(int argc, char** argv) {
     const std::string stddev_name = std::string(name) + "/stddev";
     out.emit(stddev_name.c_str(), params, s.stddev_pct, "% of mean");
     std::fprintf(stderr, "%-6d %-26s %10.3f %10.2f\n", n, name, s.max_over_mean, s.stddev_pct);
+    // The shape of the spread, not only its two summaries: quantiles of
+    // load/mean over the nodes (docs/plots draws them beside jump hash's).
+    std::vector<double> sorted = v;
+    std::sort(sorted.begin(), sorted.end());
+    double sum = 0;
+    for (double x : sorted) sum += x;
+    const double mean = sum / static_cast<double>(sorted.size());
+    const std::string quantile_name = std::string(name) + "/quantile";
+    for (double q : {0.0,  0.01, 0.025, 0.05, 0.1,  0.15, 0.2,  0.25, 0.3,  0.35,  0.4,  0.45, 0.5,
+                     0.55, 0.6,  0.65,  0.7,  0.75, 0.8,  0.85, 0.9,  0.95, 0.975, 0.99, 1.0}) {
+      const auto i = static_cast<std::size_t>(std::lround(q * static_cast<double>(sorted.size() - 1)));
+      char q_params[32];
+      std::snprintf(q_params, sizeof q_params, ",\"q\":%g", q);
+      out.emit(quantile_name, params + q_params, sorted[i] / mean, "load/mean");
+    }
     return s;
   };
   for (int n : {10, 100, 1000}) {
