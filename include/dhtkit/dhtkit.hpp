@@ -1,10 +1,13 @@
-// dhtkit: everything in one include.
-//
-// Each component header also stands alone and includes only what it uses, so
-// a program that needs only the ring never compiles Asio:
-//
-//   #include <dhtkit/dhtkit.hpp>            // everything
-//   #include <dhtkit/ring/ring.hpp>         // just the consistent-hash ring
+/// @file
+/// dhtkit: everything in one include.
+///
+/// Each component header also stands alone and includes only what it uses, so
+/// a program that needs only the ring never compiles Asio:
+///
+/// @code
+/// #include <dhtkit/dhtkit.hpp>            // everything
+/// #include <dhtkit/ring/ring.hpp>         // just the consistent-hash ring
+/// @endcode
 #pragma once
 
 #include "dhtkit/cache/store.hpp"
@@ -38,3 +41,25 @@
 #include "dhtkit/transport/transport.hpp"
 #include "dhtkit/transport/wire.hpp"
 #include "dhtkit/transport/wire_tags.hpp"
+
+/// @namespace dhtkit
+/// Everything public: the vocabulary (node_id, endpoint, errc, result, time), clocks, the ring,
+/// the transports, the drivers and the replication core.
+///
+/// @namespace dhtkit::chord
+/// The Chord router (chord/router.hpp) and its configuration.
+///
+/// @namespace dhtkit::membership
+/// SWIM membership with Lifeguard (membership/swim.hpp) and the phi accrual detector.
+///
+/// @namespace dhtkit::sim
+/// The deterministic network simulator (transport/sim.hpp) and its core driver.
+///
+/// @namespace dhtkit::wire
+/// The wire codec (transport/wire.hpp) and the registry of type tags.
+///
+/// @namespace dhtkit::wire::tags
+/// Each protocol's range of wire type tags (transport/wire_tags.hpp).
+///
+/// @namespace dhtkit::cache
+/// The bounded cache store behind dhtkit-cache (cache/store.hpp).

@@ -1,17 +1,20 @@
-// Network endpoints: an IPv4 or IPv6 address and a port, as a plain value.
-//
-// Protocol cores name peers by endpoint (the address a peer listens on), put
-// them in messages, sets and maps, and compare them; none of that should drag
-// Asio into a core, so this type has no Asio dependency. The socket
-// transports convert at their edge (transport/detail/asio_endpoint.hpp).
-// Only numeric addresses are accepted: name resolution is a blocking,
-// policy-laden job for the application, not for a value type.
-//
-//   auto ep = dhtkit::endpoint::parse("127.0.0.1:7000");
-//   if (!ep) return ep.error();                     // errc::invalid_address
-//   std::string s = ep->to_string();                // "127.0.0.1:7000"
-//   auto v6 = dhtkit::endpoint::parse("[::1]:7000");
-//   std::unordered_set<dhtkit::endpoint> peers{*ep, dhtkit::endpoint::loopback_v4(7001)};
+/// @file
+/// Network endpoints: an IPv4 or IPv6 address and a port, as a plain value.
+///
+/// Protocol cores name peers by endpoint (the address a peer listens on), put
+/// them in messages, sets and maps, and compare them; none of that should drag
+/// Asio into a core, so this type has no Asio dependency. The socket
+/// transports convert at their edge (transport/detail/asio_endpoint.hpp).
+/// Only numeric addresses are accepted: name resolution is a blocking,
+/// policy-laden job for the application, not for a value type.
+///
+/// @code
+/// auto ep = dhtkit::endpoint::parse("127.0.0.1:7000");
+/// if (!ep) return ep.error();                     // errc::invalid_address
+/// std::string s = ep->to_string();                // "127.0.0.1:7000"
+/// auto v6 = dhtkit::endpoint::parse("[::1]:7000");
+/// std::unordered_set<dhtkit::endpoint> peers{*ep, dhtkit::endpoint::loopback_v4(7001)};
+/// @endcode
 #pragma once
 
 #include <array>
@@ -30,13 +33,16 @@
 
 namespace dhtkit {
 
+/// The address family of an endpoint.
 enum class ip_family : std::uint8_t { v4 = 4, v6 = 6 };
 
+/// An IPv4 or IPv6 address and a port, as a plain value: ordered, hashable and
+/// serializable, with no Asio dependency (see endpoint.hpp).
 struct endpoint {
-  // The family comes first so that all IPv4 endpoints order before IPv6 ones.
+  /// The family comes first so that all IPv4 endpoints order before IPv6 ones.
   ip_family family = ip_family::v4;
-  // Network byte order. An IPv4 address uses bytes [0, 4) and keeps the rest
-  // zero, so that defaulted comparison and hashing see one representation.
+  /// Network byte order. An IPv4 address uses bytes [0, 4) and keeps the rest
+  /// zero, so that defaulted comparison and hashing see one representation.
   std::array<std::uint8_t, 16> address{};
   std::uint16_t port = 0;
 
@@ -72,7 +78,7 @@ struct endpoint {
   constexpr bool is_v4() const noexcept { return family == ip_family::v4; }
   constexpr bool is_v6() const noexcept { return family == ip_family::v6; }
 
-  // 0.0.0.0 or ::, i.e. "any address" when binding; never a peer's address.
+  /// 0.0.0.0 or ::, i.e. "any address" when binding; never a peer's address.
   constexpr bool is_unspecified() const noexcept {
     const std::size_t n = is_v4() ? 4 : 16;
     for (std::size_t i = 0; i < n; ++i)
@@ -80,18 +86,18 @@ struct endpoint {
     return true;
   }
 
-  // "a.b.c.d:port" or "[v6]:port"; IPv6 in RFC 5952 form (lowercase, longest
-  // run of zero groups compressed), so equal endpoints print identically.
+  /// "a.b.c.d:port" or "[v6]:port"; IPv6 in RFC 5952 form (lowercase, longest
+  /// run of zero groups compressed), so equal endpoints print identically.
   std::string to_string() const;
 
-  // Parses what to_string() prints, plus any valid IPv6 spelling (leading
-  // zeros in groups, uncompressed, an embedded dotted IPv4 tail). Rejects
-  // names, zone ids, IPv4 octets with leading zeros (ambiguous: octal to
-  // inet_aton), ports above 65535 and missing ports with errc::invalid_address.
+  /// Parses what to_string() prints, plus any valid IPv6 spelling (leading
+  /// zeros in groups, uncompressed, an embedded dotted IPv4 tail). Rejects
+  /// names, zone ids, IPv4 octets with leading zeros (ambiguous: octal to
+  /// inet_aton), ports above 65535 and missing ports with errc::invalid_address.
   static result<endpoint> parse(std::string_view text) noexcept;
 
-  // cereal: family byte, 4 or 16 address bytes, port. Loading rejects an
-  // unknown family with an exception, which the codec turns into an error.
+  /// cereal: family byte, 4 or 16 address bytes, port. Loading rejects an
+  /// unknown family with an exception, which the codec turns into an error.
   template <class Archive>
   void save(Archive& ar) const {
     ar(static_cast<std::uint8_t>(family));

@@ -1,14 +1,17 @@
-// dhtkit error codes.
-//
-// Everything on a network path reports failure as a std::error_code in the
-// dhtkit category rather than throwing: a malformed datagram or a full queue is
-// an ordinary event in a distributed system, not an exceptional one.
-// Exceptions are reserved for programmer errors at construction (an invalid
-// configuration struct).
-//
-//   std::error_code ec = dhtkit::errc::message_too_large;
-//   if (ec == dhtkit::errc::message_too_large) { /* refuse */ }
-//   std::puts(ec.message().c_str());   // "message larger than the configured maximum"
+/// @file
+/// dhtkit error codes.
+///
+/// Everything on a network path reports failure as a std::error_code in the
+/// dhtkit category rather than throwing: a malformed datagram or a full queue is
+/// an ordinary event in a distributed system, not an exceptional one.
+/// Exceptions are reserved for programmer errors at construction (an invalid
+/// configuration struct).
+///
+/// @code
+/// std::error_code ec = dhtkit::errc::message_too_large;
+/// if (ec == dhtkit::errc::message_too_large) { /* refuse */ }
+/// std::puts(ec.message().c_str());   // "message larger than the configured maximum"
+/// @endcode
 #pragma once
 
 #include <string>
@@ -16,36 +19,37 @@
 
 namespace dhtkit {
 
+/// Why an operation failed: the error codes of the dhtkit std::error_category.
 enum class errc {
   // Arguments and configuration
-  invalid_argument = 1,  // an argument is outside its documented range
-  empty_ring,            // a lookup on a ring with no nodes
-  duplicate_node,        // adding a node that is already a member
-  unknown_node,          // removing or addressing a node that is not a member
+  invalid_argument = 1,  ///< an argument is outside its documented range
+  empty_ring,            ///< a lookup on a ring with no nodes
+  duplicate_node,        ///< adding a node that is already a member
+  unknown_node,          ///< removing or addressing a node that is not a member
 
   // Wire codec: every way untrusted bytes can be wrong
-  message_too_large,     // larger than the configured maximum message size
-  truncated,             // fewer bytes than the envelope or a field announces
-  bad_magic,             // the bytes are not a dhtkit envelope
-  unsupported_version,   // a protocol version this build does not speak
-  bad_checksum,          // the payload does not match its checksum
-  unknown_message_type,  // a type tag no registered message has
-  malformed_payload,     // the payload does not decode as its declared type
-  limit_exceeded,        // a length or count inside the payload is over its bound
+  message_too_large,     ///< larger than the configured maximum message size
+  truncated,             ///< fewer bytes than the envelope or a field announces
+  bad_magic,             ///< the bytes are not a dhtkit envelope
+  unsupported_version,   ///< a protocol version this build does not speak
+  bad_checksum,          ///< the payload does not match its checksum
+  unknown_message_type,  ///< a type tag no registered message has
+  malformed_payload,     ///< the payload does not decode as its declared type
+  limit_exceeded,        ///< a length or count inside the payload is over its bound
 
   // Transport
-  unknown_peer,     // no route to the destination endpoint
-  queue_full,       // the bounded send queue for this peer is full
-  timed_out,        // an operation did not complete in its deadline
-  shut_down,        // the transport or node has been closed
-  invalid_address,  // an endpoint string that does not parse
+  unknown_peer,     ///< no route to the destination endpoint
+  queue_full,       ///< the bounded send queue for this peer is full
+  timed_out,        ///< an operation did not complete in its deadline
+  shut_down,        ///< the transport or node has been closed
+  invalid_address,  ///< an endpoint string that does not parse
 
   // Protocols
-  quorum_not_reached,  // too few replicas answered before the deadline
-  not_joined,          // the node has not joined (or has left) the group or ring
-  lookup_failed,       // no live route to the key's owner within the hop and retry limits
-  too_many_siblings,   // a write would keep more concurrent versions than the configured limit
-  not_a_member,        // a message from, or an operation on, a node outside the membership
+  quorum_not_reached,  ///< too few replicas answered before the deadline
+  not_joined,          ///< the node has not joined (or has left) the group or ring
+  lookup_failed,       ///< no live route to the key's owner within the hop and retry limits
+  too_many_siblings,   ///< a write would keep more concurrent versions than the configured limit
+  not_a_member,        ///< a message from, or an operation on, a node outside the membership
 };
 
 namespace detail {
@@ -107,11 +111,13 @@ class error_category_impl final : public std::error_category {
 
 }  // namespace detail
 
+/// The category of dhtkit's error codes, named "dhtkit".
 inline const std::error_category& error_category() noexcept {
   static const detail::error_category_impl instance;
   return instance;
 }
 
+/// An errc as a std::error_code (found by argument-dependent lookup).
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 }  // namespace dhtkit

@@ -1,18 +1,21 @@
-// The key hash: how dhtkit turns a key into a 64-bit position.
-//
-// Every node of a cluster must map a key to the same position, whatever its
-// compiler, standard library or CPU, so std::hash (which differs between
-// implementations and may be salted) is not usable. The default is XXH64 with
-// seed 0 (Yann Collet's xxHash, 64-bit variant): well known, fast on short
-// keys, and checked here against the reference implementation's outputs
-// (tests/core_test.cpp). It reads bytes explicitly as little-endian, so it gives
-// the same value on every platform.
-//
-// Any callable satisfying `dhtkit::key_hash` can replace it:
-//
-//   static_assert(dhtkit::key_hash<dhtkit::xxh64_hash>);
-//   std::uint64_t pos = dhtkit::xxh64_hash{}("user:42");
-//   constexpr auto h = dhtkit::xxh64("abc");   // usable at compile time
+/// @file
+/// The key hash: how dhtkit turns a key into a 64-bit position.
+///
+/// Every node of a cluster must map a key to the same position, whatever its
+/// compiler, standard library or CPU, so std::hash (which differs between
+/// implementations and may be salted) is not usable. The default is XXH64 with
+/// seed 0 (Yann Collet's xxHash, 64-bit variant): well known, fast on short
+/// keys, and checked here against the reference implementation's outputs
+/// (tests/core_test.cpp). It reads bytes explicitly as little-endian, so it gives
+/// the same value on every platform.
+///
+/// Any callable satisfying `dhtkit::key_hash` can replace it:
+///
+/// @code
+/// static_assert(dhtkit::key_hash<dhtkit::xxh64_hash>);
+/// std::uint64_t pos = dhtkit::xxh64_hash{}("user:42");
+/// constexpr auto h = dhtkit::xxh64("abc");   // usable at compile time
+/// @endcode
 #pragma once
 
 #include <concepts>
@@ -22,7 +25,7 @@
 
 namespace dhtkit {
 
-// A key hash maps a key's bytes to a 64-bit value, identically on every node.
+/// A key hash maps a key's bytes to a 64-bit value, identically on every node.
 template <class H>
 concept key_hash = std::copy_constructible<H> && requires(const H& h, std::string_view key) {
   { h(key) } -> std::same_as<std::uint64_t>;
@@ -64,7 +67,7 @@ constexpr std::uint64_t merge_round(std::uint64_t acc, std::uint64_t val) noexce
 
 }  // namespace detail::xxh64_impl
 
-// XXH64 of `data` with `seed`.
+/// XXH64 of `data` with `seed`.
 constexpr std::uint64_t xxh64(std::string_view data, std::uint64_t seed = 0) noexcept {
   using namespace detail::xxh64_impl;
   const char* p = data.data();
@@ -117,18 +120,19 @@ constexpr std::uint64_t xxh64(std::string_view data, std::uint64_t seed = 0) noe
   return h;
 }
 
-// The default key hash: XXH64 with a fixed seed (0 unless configured).
+/// The default key hash: XXH64 with a fixed seed (0 unless configured).
 struct xxh64_hash {
-  std::uint64_t seed = 0;  // change only if every node of the cluster changes it too
+  std::uint64_t seed = 0;  ///< change only if every node of the cluster changes it too
   constexpr std::uint64_t operator()(std::string_view key) const noexcept { return xxh64(key, seed); }
 };
 
+/// The key hash the ring and the replication storage use unless given another.
 using default_key_hash = xxh64_hash;
 
 static_assert(key_hash<xxh64_hash>);
 
-// A cheap 64-bit finalizer (SplitMix64's), for spreading integers such as
-// virtual-node indices over the ring. Not a key hash: it takes an integer.
+/// A cheap 64-bit finalizer (SplitMix64's), for spreading integers such as
+/// virtual-node indices over the ring. Not a key hash: it takes an integer.
 constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
   x += 0x9E3779B97F4A7C15ULL;
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;

@@ -1,19 +1,22 @@
-// The random engine every dhtkit core and the simulator draw from.
-//
-// Protocol cores take their randomness from an engine the driver seeds (the
-// one rule: no global random source), so a seed replays a run exactly. That
-// needs more than a seed: std::mt19937 is portable but
-// std::uniform_int_distribution and friends are not -- each standard library
-// implements them differently, so a seed would replay differently under
-// libstdc++ and libc++. dhtkit therefore uses a fixed algorithm
-// (xoshiro256**, seeded through SplitMix64) and draws built from integer
-// arithmetic only -- no floating point on the hot path, so no rounding or
-// fused-multiply-add differences between CPUs either.
-//
-//   dhtkit::random_engine rng(/*seed=*/42);
-//   std::uint64_t die = rng.below(6) + 1;                       // 1..6
-//   const auto one_in_ten = dhtkit::probability_threshold(0.1);  // computed once
-//   bool lost = rng.chance(one_in_ten);
+/// @file
+/// The random engine every dhtkit core and the simulator draw from.
+///
+/// Protocol cores take their randomness from an engine the driver seeds (the
+/// one rule: no global random source), so a seed replays a run exactly. That
+/// needs more than a seed: std::mt19937 is portable but
+/// std::uniform_int_distribution and friends are not -- each standard library
+/// implements them differently, so a seed would replay differently under
+/// libstdc++ and libc++. dhtkit therefore uses a fixed algorithm
+/// (xoshiro256**, seeded through SplitMix64) and draws built from integer
+/// arithmetic only -- no floating point on the hot path, so no rounding or
+/// fused-multiply-add differences between CPUs either.
+///
+/// @code
+/// dhtkit::random_engine rng(/*seed=*/42);
+/// std::uint64_t die = rng.below(6) + 1;                       // 1..6
+/// const auto one_in_ten = dhtkit::probability_threshold(0.1);  // computed once
+/// bool lost = rng.chance(one_in_ten);
+/// @endcode
 #pragma once
 
 #include <cstdint>
@@ -22,6 +25,8 @@
 
 namespace dhtkit {
 
+/// The random engine: xoshiro256** seeded through SplitMix64, so a seed gives the
+/// same draws on every platform and standard library.
 class random_engine {
  public:
   explicit random_engine(std::uint64_t seed) noexcept {
@@ -34,7 +39,7 @@ class random_engine {
     }
   }
 
-  // xoshiro256** (Blackman and Vigna, 2018).
+  /// xoshiro256** (Blackman and Vigna, 2018).
   std::uint64_t next() noexcept {
     const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
     const std::uint64_t t = s_[1] << 17;
@@ -47,12 +52,12 @@ class random_engine {
     return result;
   }
 
-  // Uniform in [0, bound); 0 when bound is 0. Lemire's multiply-high without
-  // the rejection step: the bias is below bound / 2^64, far under anything a
-  // simulation can observe, and it keeps one draw per call.
+  /// Uniform in [0, bound); 0 when bound is 0. Lemire's multiply-high without
+  /// the rejection step: the bias is below bound / 2^64, far under anything a
+  /// simulation can observe, and it keeps one draw per call.
   std::uint64_t below(std::uint64_t bound) noexcept { return mul_high(next(), bound); }
 
-  // True with the probability encoded by `threshold` (see probability_threshold).
+  /// True with the probability encoded by `threshold` (see probability_threshold).
   bool chance(std::uint64_t threshold) noexcept { return (next() >> 11) < threshold; }
 
  private:
@@ -75,9 +80,9 @@ class random_engine {
   std::uint64_t s_[4];
 };
 
-// A probability in [0, 1] as a 53-bit integer threshold, computed once at
-// configuration time: p * 2^53 is exact in binary floating point, so the
-// threshold (and hence every draw) is the same on every platform.
+/// A probability in [0, 1] as a 53-bit integer threshold, computed once at
+/// configuration time: p * 2^53 is exact in binary floating point, so the
+/// threshold (and hence every draw) is the same on every platform.
 inline std::uint64_t probability_threshold(double p) noexcept {
   if (!(p > 0.0)) return 0;
   if (p >= 1.0) return std::uint64_t{1} << 53;

@@ -1,9 +1,12 @@
-// A value or a std::error_code, for functions on network paths that must not
-// throw (C++20 has no std::expected yet).
-//
-//   dhtkit::result<dhtkit::endpoint> ep = dhtkit::endpoint::parse("127.0.0.1:7000");
-//   if (!ep) return ep.error();
-//   use(*ep);
+/// @file
+/// A value or a std::error_code, for functions on network paths that must not
+/// throw (C++20 has no std::expected yet).
+///
+/// @code
+/// dhtkit::result<dhtkit::endpoint> ep = dhtkit::endpoint::parse("127.0.0.1:7000");
+/// if (!ep) return ep.error();
+/// use(*ep);
+/// @endcode
 #pragma once
 
 #include <cassert>
@@ -16,6 +19,7 @@
 
 namespace dhtkit {
 
+/// A value of type T, or the non-zero std::error_code that says why there is none.
 template <class T>
 class [[nodiscard]] result {
   static_assert(!std::is_same_v<std::remove_cv_t<T>, std::error_code>,
@@ -33,12 +37,12 @@ class [[nodiscard]] result {
   bool has_value() const noexcept { return state_.index() == 0; }
   explicit operator bool() const noexcept { return has_value(); }
 
-  // Accessing the value of a failed result is a programmer error: it throws
-  // rather than reading garbage.
+  /// Accessing the value of a failed result is a programmer error: it throws
+  /// rather than reading garbage.
   T& value() & { return check(), std::get<0>(state_); }
   const T& value() const& { return check(), std::get<0>(state_); }
-  // On a temporary result the value is moved out rather than referenced, so
-  // `for (auto& n : *ring.preference_list(key, 3))` does not dangle.
+  /// On a temporary result the value is moved out rather than referenced, so
+  /// `for (auto& n : *ring.preference_list(key, 3))` does not dangle.
   T value() && { return check(), std::get<0>(std::move(state_)); }
 
   T& operator*() & { return value(); }
@@ -47,6 +51,7 @@ class [[nodiscard]] result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
+  /// The error; an empty std::error_code when the result holds a value.
   std::error_code error() const noexcept { return has_value() ? std::error_code{} : std::get<1>(state_); }
 
  private:
