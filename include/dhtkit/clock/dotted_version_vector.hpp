@@ -1,62 +1,65 @@
-// Dotted version vector sets: the causality a replicated key needs, with
-// siblings that stay proportional to real concurrency.
-//
-// A replicated key holds a set of concurrent values ("siblings"), each named by
-// a dot -- (node, counter), the one write event that created it -- plus a
-// version vector, the causal context, that summarises every write the set has
-// seen, kept or superseded. This is the dotted version vector set of Preguica,
-// Baquero, Almeida, Fonte and Goncalves ("Dotted Version Vectors: Logical
-// Clocks for Optimistic Replication", 2010; Riak's dvvset), in the
-// "dotted causal container" form of Almeida et al. (2015).
-//
-// Why not a vector clock per value: with per-server clocks, two clients that
-// write through the same coordinator with the same context both get the clock
-// "context + 1 at the coordinator"; the second dominates the first and an
-// acknowledged write silently disappears. Per-client clocks fix that but grow
-// with the number of clients ("sibling explosion" in Riak's words). Here each
-// write gets its own dot, so the two writes stay distinct siblings, while the
-// context has one entry per node that coordinated a write to the key -- at
-// most the key's replicas.
-//
-//   using value = dhtkit::dotted_value<std::string>;
-//   dhtkit::dotted_version_vector_set<value> a;                  // empty: no write seen
-//   dhtkit::version_vector seen;                                 // a client that read nothing
-//   if (auto ec = a.update(seen, value{{dhtkit::node_id{1}, 1}, "x"})) return ec;
-//   if (auto ec = a.update(seen, value{{dhtkit::node_id{1}, 2}, "y"})) return ec;  // same context: a sibling
-//   // a.siblings().size() == 2
-//   dhtkit::dotted_version_vector_set<value> b;
-//   if (auto ec = b.update(a.context(), value{{dhtkit::node_id{2}, 1}, "x+y"})) return ec;  // read both
-//   if (auto ec = a.sync(b)) return ec;                          // replicas exchange state
-//   // a.siblings().size() == 1: "x+y" superseded both
-//
-// Rules (with ctx(X) the context and dots(X) the sibling dots of a set X):
-//  - update(C, v): a coordinator records write v whose client had read context
-//    C. Siblings whose dot C covers are dropped (the client saw them, so v
-//    supersedes them); v's dot must be fresh (not covered by ctx): the node
-//    naming it must never reuse a counter for this key. ctx grows by C and v's dot.
-//  - sync(A, B): a sibling of A survives if B holds it too or B's context does
-//    not cover its dot (B never saw it); symmetric for B; contexts merge
-//    pointwise. sync is commutative, associative and idempotent, so replicas
-//    can exchange state in any order, any number of times, and converge.
-//  - Invariant (asserted): every sibling's dot is covered by ctx, dots are
-//    unique and sorted.
-//
-// Correctness needs one thing from the user of update(): a dot (n, c) is
-// issued only by node n, only once, and n's local set for the key already
-// reflects every earlier dot n issued for it. dhtkit's replication
-// coordinates writes only on a key's true replicas and takes counters from a
-// durable per-node counter, which gives exactly that.
-//
-// Bounds: a version vector holds at most version_vector::max_entries (64)
-// entries; an operation that would exceed it fails with errc::limit_exceeded
-// and changes nothing. The context then stays bounded by the number of nodes
-// that coordinated writes to the key (a key's N replicas while membership is
-// stable). No pruning: dropping an entry would make the context forget writes
-// and can make a replica discard an acknowledged write, which this type exists
-// to prevent. Deserialization checks counts before allocating and rejects
-// anything the type could not have built (unsorted, zero counters, a sibling
-// whose dot the context does not cover) by throwing cereal::Exception, which
-// the wire codec turns into an error value.
+/// @file
+/// Dotted version vector sets: the causality a replicated key needs, with
+/// siblings that stay proportional to real concurrency.
+///
+/// A replicated key holds a set of concurrent values ("siblings"), each named by
+/// a dot -- (node, counter), the one write event that created it -- plus a
+/// version vector, the causal context, that summarises every write the set has
+/// seen, kept or superseded. This is the dotted version vector set of Preguica,
+/// Baquero, Almeida, Fonte and Goncalves ("Dotted Version Vectors: Logical
+/// Clocks for Optimistic Replication", 2010; Riak's dvvset), in the
+/// "dotted causal container" form of Almeida et al. (2015).
+///
+/// Why not a vector clock per value: with per-server clocks, two clients that
+/// write through the same coordinator with the same context both get the clock
+/// "context + 1 at the coordinator"; the second dominates the first and an
+/// acknowledged write silently disappears. Per-client clocks fix that but grow
+/// with the number of clients ("sibling explosion" in Riak's words). Here each
+/// write gets its own dot, so the two writes stay distinct siblings, while the
+/// context has one entry per node that coordinated a write to the key -- at
+/// most the key's replicas.
+///
+/// @code
+/// using value = dhtkit::dotted_value<std::string>;
+/// dhtkit::dotted_version_vector_set<value> a;                  // empty: no write seen
+/// dhtkit::version_vector seen;                                 // a client that read nothing
+/// if (auto ec = a.update(seen, value{{dhtkit::node_id{1}, 1}, "x"})) return ec;
+/// if (auto ec = a.update(seen, value{{dhtkit::node_id{1}, 2}, "y"})) return ec;  // same context: a sibling
+/// // a.siblings().size() == 2
+/// dhtkit::dotted_version_vector_set<value> b;
+/// if (auto ec = b.update(a.context(), value{{dhtkit::node_id{2}, 1}, "x+y"})) return ec;  // read both
+/// if (auto ec = a.sync(b)) return ec;                          // replicas exchange state
+/// // a.siblings().size() == 1: "x+y" superseded both
+/// @endcode
+///
+/// Rules (with ctx(X) the context and dots(X) the sibling dots of a set X):
+///  - update(C, v): a coordinator records write v whose client had read context
+///    C. Siblings whose dot C covers are dropped (the client saw them, so v
+///    supersedes them); v's dot must be fresh (not covered by ctx): the node
+///    naming it must never reuse a counter for this key. ctx grows by C and v's dot.
+///  - sync(A, B): a sibling of A survives if B holds it too or B's context does
+///    not cover its dot (B never saw it); symmetric for B; contexts merge
+///    pointwise. sync is commutative, associative and idempotent, so replicas
+///    can exchange state in any order, any number of times, and converge.
+///  - Invariant (asserted): every sibling's dot is covered by ctx, dots are
+///    unique and sorted.
+///
+/// Correctness needs one thing from the user of update(): a dot (n, c) is
+/// issued only by node n, only once, and n's local set for the key already
+/// reflects every earlier dot n issued for it. dhtkit's replication
+/// coordinates writes only on a key's true replicas and takes counters from a
+/// durable per-node counter, which gives exactly that.
+///
+/// Bounds: a version vector holds at most version_vector::max_entries (64)
+/// entries; an operation that would exceed it fails with errc::limit_exceeded
+/// and changes nothing. The context then stays bounded by the number of nodes
+/// that coordinated writes to the key (a key's N replicas while membership is
+/// stable). No pruning: dropping an entry would make the context forget writes
+/// and can make a replica discard an acknowledged write, which this type exists
+/// to prevent. Deserialization checks counts before allocating and rejects
+/// anything the type could not have built (unsorted, zero counters, a sibling
+/// whose dot the context does not cover) by throwing cereal::Exception, which
+/// the wire codec turns into an error value.
 #pragma once
 
 #include <algorithm>
@@ -75,7 +78,7 @@
 
 namespace dhtkit {
 
-// One write event: the `counter`-th event numbered by `node`.
+/// One write event: the `counter`-th event numbered by `node`.
 struct dot {
   node_id node{};
   std::uint64_t counter = 0;
@@ -88,12 +91,13 @@ struct dot {
   }
 };
 
-// A causal context: for each node, the highest counter of its events seen
-// (all lower ones are seen too). Sorted by node, no zero counters.
+/// A causal context: for each node, the highest counter of its events seen
+/// (all lower ones are seen too). Sorted by node, no zero counters.
 class version_vector {
  public:
   static constexpr std::size_t max_entries = 64;
 
+  /// One node's highest counter seen.
   struct entry {
     node_id node{};
     std::uint64_t counter = 0;
@@ -113,7 +117,7 @@ class version_vector {
   bool empty() const noexcept { return entries_.empty(); }
   const std::vector<entry>& entries() const noexcept { return entries_; }
 
-  // Raises node's counter to at least d.counter. limit_exceeded if the vector is full.
+  /// Raises node's counter to at least d.counter. limit_exceeded if the vector is full.
   [[nodiscard]] std::error_code add(const dot& d) {
     if (d.counter == 0) return {};
     auto it = find(d.node);
@@ -126,7 +130,7 @@ class version_vector {
     return {};
   }
 
-  // Pointwise maximum; on limit_exceeded *this is unchanged.
+  /// Pointwise maximum; on limit_exceeded *this is unchanged.
   [[nodiscard]] std::error_code merge(const version_vector& other) {
     std::vector<entry> out;
     out.reserve(std::min(entries_.size() + other.entries_.size(), max_entries));
@@ -148,7 +152,7 @@ class version_vector {
     return {};
   }
 
-  // Every event `other` has seen, *this has seen too.
+  /// Every event `other` has seen, *this has seen too.
   bool descends(const version_vector& other) const noexcept {
     for (const entry& e : other.entries_)
       if (get(e.node) < e.counter) return false;
@@ -192,13 +196,13 @@ class version_vector {
   std::vector<entry> entries_;
 };
 
-// What a sibling type must offer: its dot, as a member named `version`.
+/// What a sibling type must offer: its dot, as a member named `version`.
 template <class T>
 concept dotted = std::copyable<T> && requires(const T& t) {
   { t.version } -> std::convertible_to<dot>;
 };
 
-// A minimal sibling: a dot and a payload.
+/// A minimal sibling: a dot and a payload.
 template <class Payload>
 struct dotted_value {
   dot version{};
@@ -210,22 +214,24 @@ struct dotted_value {
   }
 };
 
+/// The siblings of one replicated key and their causal context (see
+/// dotted_version_vector.hpp for the rules).
 template <dotted T>
 class dotted_version_vector_set {
  public:
   using value_type = T;
 
-  // At most this many siblings survive deserialization (a set never holds
-  // more than the writes that were concurrent; storage enforces a lower limit).
+  /// At most this many siblings survive deserialization (a set never holds
+  /// more than the writes that were concurrent; storage enforces a lower limit).
   static constexpr std::size_t max_decoded_siblings = 1024;
 
   const std::vector<T>& siblings() const noexcept { return siblings_; }
   const version_vector& context() const noexcept { return context_; }
   bool empty() const noexcept { return siblings_.empty(); }
 
-  // A coordinator's write: see the header. invalid_argument if `value`'s dot
-  // is already covered by context() (a reused dot), limit_exceeded if the
-  // context would be too large; *this is unchanged on error.
+  /// A coordinator's write: see the header. invalid_argument if `value`'s dot
+  /// is already covered by context() (a reused dot), limit_exceeded if the
+  /// context would be too large; *this is unchanged on error.
   [[nodiscard]] std::error_code update(const version_vector& client_context, T value) {
     const dot d = value.version;
     if (d.counter == 0 || context_.covers(d)) return errc::invalid_argument;
@@ -241,8 +247,8 @@ class dotted_version_vector_set {
     return {};
   }
 
-  // Merges another replica's set into this one. limit_exceeded (unchanged) if
-  // the merged context would be too large.
+  /// Merges another replica's set into this one. limit_exceeded (unchanged) if
+  /// the merged context would be too large.
   [[nodiscard]] std::error_code sync(const dotted_version_vector_set& other) {
     version_vector ctx = context_;
     if (auto ec = ctx.merge(other.context_)) return ec;
@@ -269,7 +275,7 @@ class dotted_version_vector_set {
     return {};
   }
 
-  // Would sync(other) change *this?
+  /// Would sync(other) change *this?
   bool would_change(const dotted_version_vector_set& other) const {
     if (!context_.descends(other.context_)) return true;
     for (const T& s : other.siblings_) {
@@ -286,7 +292,7 @@ class dotted_version_vector_set {
                               [](const auto& x, const auto& y) { return key_of(x) < key_of(y); });
   }
 
-  // Drops every sibling; the context stays (it still says what was seen).
+  /// Drops every sibling; the context stays (it still says what was seen).
   void clear_siblings() noexcept { siblings_.clear(); }
 
   friend bool operator==(const dotted_version_vector_set&, const dotted_version_vector_set&) = default;
