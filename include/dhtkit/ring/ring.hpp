@@ -1,38 +1,43 @@
-// Consistent hashing: which node owns a key, and what moves when membership changes.
-//
-// A ring places every node at many pseudo-random points ("virtual nodes") of the
-// 64-bit circle that key hashes live on; a key belongs to the first virtual node
-// clockwise from its hash. Adding or removing a node therefore moves only the
-// arcs next to that node's points -- about 1/N of the keys -- and every process
-// that knows the same membership computes the same ring, because a virtual
-// node's position is derived from the node itself (see ring_position), never
-// from the order nodes were added in, a random source or a local std::hash.
-//
-// Two lookup paths answer the same question:
-//   - owner(key): binary search over the virtual nodes, exact, O(log V);
-//   - partition_owner(key): Dynamo "strategy 3" table of Q = 2^k equal
-//     partitions, one array read after hashing the key, O(1). Partition p covers
-//     [p << (64-k), (p+1) << (64-k)) and belongs to the ring owner of its first
-//     point, so the table equals the ring at partition granularity (exactly, for
-//     every key whose partition holds no virtual node between its start and the key).
-// With ring_config::bounded_loads the table also caps every node at
-// ceil((1+epsilon) * Q * weight / total_weight) partitions (consistent hashing
-// with bounded loads, Mirrokni, Thorup & Zadimoghaddam, arXiv:1608.01350): a
-// partition whose ring owner is full passes clockwise to the next node with room.
-// owner_bounded() applies the same rule to individual keys given their loads.
-//
-//   dhtkit::ring<std::string> ring;                  // ring_config{} defaults
-//   auto first = ring.add("cache-a");                // one range: the whole circle
-//   auto heavy = ring.add("cache-b", 2);             // weight 2: twice cache-a's share
-//   auto moved = ring.add("cache-c");                // exactly the arcs cache-c took, and from whom
-//   for (const auto& m : *moved) hand_over(m.begin, m.end, *m.from, *m.to);  // [begin, end) wraps if end <
-//   begin dhtkit::result<std::string> exact = ring.owner("user:42");           // O(log V)
-//   dhtkit::result<std::string> fast = ring.partition_owner("user:42");  // O(1)
-//   auto replicas = ring.preference_list("user:42", 3);   // 3 distinct nodes, ring order
-//   if (!dhtkit::ring<std::string>{}.owner("k")) { /* errc::empty_ring */ }
-//
-// Thread safety: const member functions may run concurrently; add/remove need
-// exclusive access (copy the ring and swap it in to update it under readers).
+/// @file
+/// Consistent hashing: which node owns a key, and what moves when membership changes.
+///
+/// A ring places every node at many pseudo-random points ("virtual nodes") of the
+/// 64-bit circle that key hashes live on; a key belongs to the first virtual node
+/// clockwise from its hash. Adding or removing a node therefore moves only the
+/// arcs next to that node's points -- about 1/N of the keys -- and every process
+/// that knows the same membership computes the same ring, because a virtual
+/// node's position is derived from the node itself (see ring_position), never
+/// from the order nodes were added in, a random source or a local std::hash.
+///
+/// Two lookup paths answer the same question:
+///   - owner(key): binary search over the virtual nodes, exact, O(log V);
+///   - partition_owner(key): Dynamo "strategy 3" table of Q = 2^k equal
+///     partitions, one array read after hashing the key, O(1). Partition p covers
+///     [p << (64-k), (p+1) << (64-k)) and belongs to the ring owner of its first
+///     point, so the table equals the ring at partition granularity (exactly, for
+///     every key whose partition holds no virtual node between its start and the key).
+///
+/// With ring_config::bounded_loads the table also caps every node at
+/// ceil((1+epsilon) * Q * weight / total_weight) partitions (consistent hashing
+/// with bounded loads, Mirrokni, Thorup & Zadimoghaddam, arXiv:1608.01350): a
+/// partition whose ring owner is full passes clockwise to the next node with room.
+/// owner_bounded() applies the same rule to individual keys given their loads.
+///
+/// @code
+/// dhtkit::ring<std::string> ring;                  // ring_config{} defaults
+/// auto first = ring.add("cache-a");                // one range: the whole circle
+/// auto heavy = ring.add("cache-b", 2);             // weight 2: twice cache-a's share
+/// auto moved = ring.add("cache-c");                // exactly the arcs cache-c took, and from whom
+/// // [begin, end) wraps if end < begin
+/// for (const auto& m : *moved) hand_over(m.begin, m.end, *m.from, *m.to);
+/// dhtkit::result<std::string> exact = ring.owner("user:42");           // O(log V)
+/// dhtkit::result<std::string> fast = ring.partition_owner("user:42");  // O(1)
+/// auto replicas = ring.preference_list("user:42", 3);   // 3 distinct nodes, ring order
+/// if (!dhtkit::ring<std::string>{}.owner("k")) { /* errc::empty_ring */ }
+/// @endcode
+///
+/// Thread safety: const member functions may run concurrently; add/remove need
+/// exclusive access (copy the ring and swap it in to update it under readers).
 #pragma once
 
 #include <algorithm>
@@ -56,29 +61,34 @@
 
 namespace dhtkit {
 
-// Customization point: a node's 64-bit identity, from which the positions of
-// all its virtual nodes derive. It must depend only on the node's value and be
-// the same on every platform. Specialize it for your own node type:
-//
-//   template <> struct dhtkit::ring_position<my_node> {
-//     static std::uint64_t identity(const my_node& n) noexcept { return dhtkit::xxh64(n.name); }
-//   };
+/// Customization point: a node's 64-bit identity, from which the positions of
+/// all its virtual nodes derive. It must depend only on the node's value and be
+/// the same on every platform. Specialize it for your own node type:
+///
+/// @code
+/// template <> struct dhtkit::ring_position<my_node> {
+///   static std::uint64_t identity(const my_node& n) noexcept { return dhtkit::xxh64(n.name); }
+/// };
+/// @endcode
 template <class Node>
 struct ring_position {};
 
-// A node named by a string sits where XXH64 of its bytes says, so
-// ring<std::string> with "a" and ring<node_id> with node_id::from_name("a")
-// build the same circle.
+/// A node named by a string sits where XXH64 of its bytes says, so
+/// ring<std::string> with "a" and ring<node_id> with node_id::from_name("a")
+/// build the same circle.
 template <>
 struct ring_position<std::string> {
   static constexpr std::uint64_t identity(const std::string& name) noexcept { return xxh64(name); }
 };
 
+/// A node_id sits where its value says: node ids are already positions.
 template <>
 struct ring_position<node_id> {
   static constexpr std::uint64_t identity(const node_id& id) noexcept { return id.value; }
 };
 
+/// What a ring needs from its node type: a regular, ordered, std::hash-able value
+/// with a ring_position.
 template <class N>
 concept ring_node = std::regular<N> && std::totally_ordered<N> && requires(const N& n) {
   { std::hash<N>{}(n) } -> std::convertible_to<std::size_t>;
@@ -96,34 +106,35 @@ constexpr std::uint64_t vnode_token(std::uint64_t id, std::uint32_t i) noexcept 
 
 }  // namespace detail
 
-// Where virtual node `index` of `node` sits on the circle.
+/// Where virtual node `index` of `node` sits on the circle.
 template <ring_node Node>
 constexpr std::uint64_t vnode_position(const Node& node, std::uint32_t index) noexcept {
   return detail::vnode_token(ring_position<Node>::identity(node), index);
 }
 
+/// Configuration of a ring: virtual nodes, the partition table and its bounds.
 struct ring_config {
-  // Virtual nodes per unit of weight. 160 is ketama's choice: a node's share of
-  // the circle then deviates from its fair share by about 1/sqrt(160) = 8%.
+  /// Virtual nodes per unit of weight. 160 is ketama's choice: a node's share of
+  /// the circle then deviates from its fair share by about 1/sqrt(160) = 8%.
   std::uint32_t vnodes_per_unit = 160;
-  // Weight of a node added without one. Must be positive.
+  /// Weight of a node added without one. Must be positive.
   std::uint32_t default_weight = 1;
-  // Q, the number of partitions in the O(1) lookup table: a power of two in
-  // [2, 2^24]. 2^16 two-byte entries is 128 KiB, small enough to stay in L2, and
-  // still 65 partitions per node at 1000 nodes.
+  /// Q, the number of partitions in the O(1) lookup table: a power of two in
+  /// [2, 2^24]. 2^16 two-byte entries is 128 KiB, small enough to stay in L2, and
+  /// still 65 partitions per node at 1000 nodes.
   std::uint32_t partitions = 1u << 16;
-  // Build the partition table with bounded loads (cap per node below) instead
-  // of plain ring ownership. Off by default: bounded loads trade the table's
-  // agreement with owner() for balance.
+  /// Build the partition table with bounded loads (cap per node below) instead
+  /// of plain ring ownership. Off by default: bounded loads trade the table's
+  /// agreement with owner() for balance.
   bool bounded_loads = false;
-  // epsilon of bounded loads: no node holds more than ceil((1+epsilon) * its
-  // fair share) partitions. Must be > 0. 0.25 keeps the maximum within 25% of
-  // the mean while moving few partitions off their ring owner.
+  /// epsilon of bounded loads: no node holds more than ceil((1+epsilon) * its
+  /// fair share) partitions. Must be > 0. 0.25 keeps the maximum within 25% of
+  /// the mean while moving few partitions off their ring owner.
   double load_epsilon = 0.25;
-  // At most this many nodes (table entries are 16-bit, so at most 65535).
+  /// At most this many nodes (table entries are 16-bit, so at most 65535).
   std::uint32_t max_nodes = 65535;
-  // At most this many virtual nodes in total (about 10 bytes each), so a huge
-  // weight is refused instead of exhausting memory. 2^22 covers 26000 nodes of weight 1.
+  /// At most this many virtual nodes in total (about 10 bytes each), so a huge
+  /// weight is refused instead of exhausting memory. 2^22 covers 26000 nodes of weight 1.
   std::uint32_t max_vnodes = 1u << 22;
 };
 
@@ -171,10 +182,10 @@ inline std::size_t upper_bound(const std::vector<std::uint64_t>& tokens, std::ui
 
 }  // namespace detail
 
-// An arc of the circle that changed owner: [begin, end) going clockwise, so
-// end < begin wraps through zero and begin == end is the whole circle. `from`
-// is empty only when the ring was empty before (the first node takes
-// everything); `to` only when it became empty (the last node left).
+/// An arc of the circle that changed owner: [begin, end) going clockwise, so
+/// end < begin wraps through zero and begin == end is the whole circle. `from`
+/// is empty only when the ring was empty before (the first node takes
+/// everything); `to` only when it became empty (the last node left).
 template <class Node>
 struct moved_range {
   std::uint64_t begin = 0;
@@ -191,6 +202,8 @@ struct moved_range {
   friend bool operator==(const moved_range&, const moved_range&) = default;
 };
 
+/// A consistent-hash ring of Node values with virtual nodes and an O(1)
+/// partition table (see ring.hpp).
 template <class Node = node_id, class Hash = default_key_hash>
 class ring {
   static_assert(ring_node<Node>,
@@ -206,7 +219,7 @@ class ring {
   using hash_type = Hash;
   using moves = std::vector<moved_range<Node>>;
 
-  // Throws std::invalid_argument if the configuration is invalid.
+  /// Throws std::invalid_argument if the configuration is invalid.
   explicit ring(ring_config config = {}, Hash hash = {}) : config_(config), hash_(std::move(hash)) {
     detail::validate(config_);
     unsigned bits = 0;
@@ -222,7 +235,7 @@ class ring {
 
   bool contains(const Node& node) const { return find(node) != npos; }
 
-  // Members in ascending order.
+  /// Members in ascending order.
   std::vector<Node> nodes() const {
     std::vector<Node> out;
     out.reserve(nodes_.size());
@@ -240,9 +253,9 @@ class ring {
 
   // ---- membership ----
 
-  // Adds `node` with `weight` units of virtual nodes and reports the arcs it
-  // took over. Errors: duplicate_node, invalid_argument (weight 0),
-  // limit_exceeded (max_nodes or max_vnodes reached). On error nothing changes.
+  /// Adds `node` with `weight` units of virtual nodes and reports the arcs it
+  /// took over. Errors: duplicate_node, invalid_argument (weight 0),
+  /// limit_exceeded (max_nodes or max_vnodes reached). On error nothing changes.
   result<moves> add(const Node& node) { return add(node, config_.default_weight); }
 
   result<moves> add(const Node& node, std::uint32_t weight) {
@@ -292,7 +305,7 @@ class ring {
     return moved;
   }
 
-  // Removes `node` and reports the arcs it handed over. Error: unknown_node.
+  /// Removes `node` and reports the arcs it handed over. Error: unknown_node.
   result<moves> remove(const Node& node) {
     const std::size_t pos = find(node);
     if (pos == npos) return errc::unknown_node;
@@ -318,15 +331,15 @@ class ring {
 
   result<Node> owner(std::string_view key) const { return owner_at(hash_(key)); }
 
-  // The owner of a position on the circle: the first virtual node strictly
-  // clockwise of it, so the virtual node at t owns [previous token, t).
+  /// The owner of a position on the circle: the first virtual node strictly
+  /// clockwise of it, so the virtual node at t owns [previous token, t).
   result<Node> owner_at(std::uint64_t position) const {
     if (tokens_.empty()) return errc::empty_ring;
     return members_[owners_[vnode_after(position)]];
   }
 
-  // Up to n distinct nodes, the owner first, then the next distinct nodes
-  // clockwise: the replicas of `key`. Fewer than n if the ring has fewer members.
+  /// Up to n distinct nodes, the owner first, then the next distinct nodes
+  /// clockwise: the replicas of `key`. Fewer than n if the ring has fewer members.
   result<std::vector<Node>> preference_list(std::string_view key, std::size_t n) const {
     return preference_list_at(hash_(key), n);
   }
@@ -356,9 +369,9 @@ class ring {
     return out;
   }
 
-  // Calls f(begin, end, node) for every arc [begin, end) owned by one node, in
-  // clockwise order starting at an ownership boundary; consecutive virtual
-  // nodes of one node form one arc (begin == end: the whole circle).
+  /// Calls f(begin, end, node) for every arc [begin, end) owned by one node, in
+  /// clockwise order starting at an ownership boundary; consecutive virtual
+  /// nodes of one node form one arc (begin == end: the whole circle).
   template <class F>
   void for_each_range(F&& f) const {
     if (tokens_.empty()) return;
@@ -381,11 +394,11 @@ class ring {
     } while (i != start);
   }
 
-  // Bounded loads per key: the first node clockwise from the key's owner whose
-  // current load is below ceil((1+epsilon) * (total_load+1) * weight / total_weight),
-  // where load_of(node) returns that node's load and total_load is the sum of all
-  // loads (the +1 counts the key being placed). Errors: empty_ring;
-  // limit_exceeded if no node has room, which means load_of disagrees with total_load.
+  /// Bounded loads per key: the first node clockwise from the key's owner whose
+  /// current load is below ceil((1+epsilon) * (total_load+1) * weight / total_weight),
+  /// where load_of(node) returns that node's load and total_load is the sum of all
+  /// loads (the +1 counts the key being placed). Errors: empty_ring;
+  /// limit_exceeded if no node has room, which means load_of disagrees with total_load.
   template <class LoadFn>
   result<Node> owner_bounded(std::string_view key, std::uint64_t total_load, LoadFn&& load_of) const {
     if (tokens_.empty()) return errc::empty_ring;
@@ -407,7 +420,7 @@ class ring {
   std::uint32_t partition_at(std::uint64_t position) const noexcept {
     return static_cast<std::uint32_t>(position >> shift_);
   }
-  // The first position of partition p.
+  /// The first position of partition p.
   std::uint64_t partition_begin(std::uint32_t partition) const noexcept {
     return std::uint64_t{partition} << shift_;
   }
@@ -417,21 +430,21 @@ class ring {
     return members_[table_[partition_at(hash_(key))]];
   }
 
-  // Errors: empty_ring; invalid_argument if partition >= partition_count().
+  /// Errors: empty_ring; invalid_argument if partition >= partition_count().
   result<Node> partition_owner_at(std::uint32_t partition) const {
     if (table_.empty()) return errc::empty_ring;
     if (partition >= table_.size()) return errc::invalid_argument;
     return nodes_[table_[partition]].node;
   }
 
-  // Partitions held per member, in the order of nodes().
+  /// Partitions held per member, in the order of nodes().
   std::vector<std::uint32_t> partition_loads() const {
     std::vector<std::uint32_t> loads(nodes_.size());
     for (std::uint16_t o : table_) ++loads[o];
     return loads;
   }
 
-  // The bounded-load cap on a member's partitions (whether or not bounded_loads is on).
+  /// The bounded-load cap on a member's partitions (whether or not bounded_loads is on).
   result<std::uint64_t> partition_cap(const Node& node) const {
     const std::size_t i = find(node);
     if (i == npos) return errc::unknown_node;
