@@ -1,91 +1,95 @@
-// The Chord router: which node owns a key, in O(log N) messages, knowing only
-// O(log N) other nodes.
-//
-// Chord (Stoica et al., SIGCOMM 2001 / ToN 2003) places nodes and keys on one
-// circle of 2^64 identifiers (m = 64: node_id and the key hash are 64-bit);
-// the owner of key k is successor(k), the first node clockwise at or after k,
-// so a node owns (predecessor, self]. Each node keeps a successor list of
-// length r, a predecessor and a finger table of m entries (finger i =
-// successor(self + 2^i)); fingers only make lookups short, correctness rests
-// on the successor lists.
-//
-// Maintenance follows Pamela Zave's corrected protocol ("How to make Chord
-// correct", arXiv 1502.06461) rather than the published one, which violates
-// its own invariants:
-//   - stabilize asks the first live successor s for its predecessor p and
-//     successor list; the list becomes s + s.list minus its last entry;
-//     p replaces s only if p lies between self and s AND answers a request
-//     of its own (is live), in which case the list is rebuilt from p's;
-//   - rectify replaces notify: a node adopts a new predecessor if it lies
-//     between the old one and itself, or if the old one is dead (no
-//     predecessor, or check_predecessor / mark_dead found it dead);
-//   - a joining node only learns its successor (and that node's list); it
-//     becomes a member when its predecessor adopts it through stabilize;
-//   - a successor that does not answer within the request timeout is dropped
-//     from the list and stabilize retries with the next one at once.
-// Zave proves the protocol correct for rings that start with at least r+1
-// members. Smaller rings are handled by clamping: a successor list never
-// holds the node itself or a duplicate, so in a ring of N <= r nodes it holds
-// the N-1 others (r is effectively min(r, N-1)) and the ring survives as long
-// as one node does; a single node is a one-node ring (create()) whose
-// successor is itself, which is how every ring starts. Tests grow rings from
-// one node and check the invariants after every round.
-//
-// r: successor_list_length, or when that is 0, 2*ceil(log2 expected_nodes)
-// clamped to [2, max_successor_list_length] (default 16): N is not known to a
-// node, so the operator states the size the ring is built for. With r = 2 log2 N
-// the ring survives every node failing with probability 1/2 (the paper's
-// argument); r = 16 covers that up to N = 256 and makes losing all r successors
-// at p = 0.5 a 1.5e-5 event beyond it.
-//
-// Lookups are iterative: the initiator asks each hop for its closest
-// predecessors of the key and chooses the next hop itself. Why: the
-// initiator owns the one per-hop timeout and the fallback (on a timeout it
-// tries the next-closest node it has been told about, never going back to a
-// node it already tried), hop counts are exact, a dead hop costs one
-// timeout rather than a lost forwarded request, and no node keeps state for
-// other nodes' lookups. Every hop is strictly closer to the key than the one
-// that named it, so there are no routing loops, and max_hops bounds the rest.
-// With verify_owner (the default) the initiator finally asks the claimed
-// owner for its state: again after a lost message, until the owner has missed
-// failure_threshold requests; along the successor list it was given once the
-// owner is dead, so right after a failure a lookup still finds the live
-// owner; and back to the owner's predecessor when that lies at or after the
-// key (the list that named the owner had skipped a node not yet adopted, or
-// one this node wrongly took for dead), so lost messages do not make a
-// lookup name the owner's successor.
-//
-// Like every dhtkit core it does no I/O and has the shape of
-// dhtkit::protocol_core (driver/protocol_core.hpp): the driver calls receive()
-// with each message and tick() at next_wakeup() (or periodically), and sends
-// what it finds in the outbox (take_outbox()); sim::core_driver and
-// asio_driver do that. Messages travel in the wire envelope (type tags
-// wire::tags::chord, 0x0100-0x01FF). Address is whatever the transport addresses
-// (sim::endpoint in the simulator); it must be cereal-serializable.
-//
-//   using router = dhtkit::chord::basic_router<dhtkit::sim::endpoint>;
-//   dhtkit::time_point now{};
-//   router a(dhtkit::node_id{100}, dhtkit::sim::endpoint{1}, {}, /*seed=*/1);
-//   router b(dhtkit::node_id{200}, dhtkit::sim::endpoint{2}, {}, /*seed=*/2);
-//   a.create(now);                                       // a one-node ring
-//   std::error_code ec = b.join(dhtkit::sim::endpoint{1}, now);
-//   // A driver: deliver every outgoing message (here, instantly) and tick.
-//   auto pump = [&] {
-//     for (int round = 0; round < 200; ++round) {
-//       now += dhtkit::millis(50);
-//       for (router* r : {&a, &b}) r->tick(now);
-//       for (router* r : {&a, &b}) {
-//         auto messages = std::move(r->outbox().messages);
-//         r->outbox().messages.clear();
-//         for (auto& m : messages) (m.to.id == 1 ? a : b).receive(r->address(), m.bytes, now);
-//       }
-//     }
-//   };
-//   pump();
-//   auto id = a.lookup(/*key=*/150, now);                // owner: the first node at or after 150
-//   pump();
-//   // a.outbox().lookups has {id, key 150, owner b, hops, ...}; b.successor() is a
-//   // and a.outbox().ranges says a lost (100, 200] to b.
+/// @file
+/// The Chord router: which node owns a key, in O(log N) messages, knowing only
+/// O(log N) other nodes.
+///
+/// Chord (Stoica et al., SIGCOMM 2001 / ToN 2003) places nodes and keys on one
+/// circle of 2^64 identifiers (m = 64: node_id and the key hash are 64-bit);
+/// the owner of key k is successor(k), the first node clockwise at or after k,
+/// so a node owns (predecessor, self]. Each node keeps a successor list of
+/// length r, a predecessor and a finger table of m entries (finger i =
+/// successor(self + 2^i)); fingers only make lookups short, correctness rests
+/// on the successor lists.
+///
+/// Maintenance follows Pamela Zave's corrected protocol ("How to make Chord
+/// correct", arXiv 1502.06461) rather than the published one, which violates
+/// its own invariants:
+///   - stabilize asks the first live successor s for its predecessor p and
+///     successor list; the list becomes s + s.list minus its last entry;
+///     p replaces s only if p lies between self and s AND answers a request
+///     of its own (is live), in which case the list is rebuilt from p's;
+///   - rectify replaces notify: a node adopts a new predecessor if it lies
+///     between the old one and itself, or if the old one is dead (no
+///     predecessor, or check_predecessor / mark_dead found it dead);
+///   - a joining node only learns its successor (and that node's list); it
+///     becomes a member when its predecessor adopts it through stabilize;
+///   - a successor that does not answer within the request timeout is dropped
+///     from the list and stabilize retries with the next one at once.
+///
+/// Zave proves the protocol correct for rings that start with at least r+1
+/// members. Smaller rings are handled by clamping: a successor list never
+/// holds the node itself or a duplicate, so in a ring of N <= r nodes it holds
+/// the N-1 others (r is effectively min(r, N-1)) and the ring survives as long
+/// as one node does; a single node is a one-node ring (create()) whose
+/// successor is itself, which is how every ring starts. Tests grow rings from
+/// one node and check the invariants after every round.
+///
+/// r: successor_list_length, or when that is 0, 2*ceil(log2 expected_nodes)
+/// clamped to [2, max_successor_list_length] (default 16): N is not known to a
+/// node, so the operator states the size the ring is built for. With r = 2 log2 N
+/// the ring survives every node failing with probability 1/2 (the paper's
+/// argument); r = 16 covers that up to N = 256 and makes losing all r successors
+/// at p = 0.5 a 1.5e-5 event beyond it.
+///
+/// Lookups are iterative: the initiator asks each hop for its closest
+/// predecessors of the key and chooses the next hop itself. Why: the
+/// initiator owns the one per-hop timeout and the fallback (on a timeout it
+/// tries the next-closest node it has been told about, never going back to a
+/// node it already tried), hop counts are exact, a dead hop costs one
+/// timeout rather than a lost forwarded request, and no node keeps state for
+/// other nodes' lookups. Every hop is strictly closer to the key than the one
+/// that named it, so there are no routing loops, and max_hops bounds the rest.
+/// With verify_owner (the default) the initiator finally asks the claimed
+/// owner for its state: again after a lost message, until the owner has missed
+/// failure_threshold requests; along the successor list it was given once the
+/// owner is dead, so right after a failure a lookup still finds the live
+/// owner; and back to the owner's predecessor when that lies at or after the
+/// key (the list that named the owner had skipped a node not yet adopted, or
+/// one this node wrongly took for dead), so lost messages do not make a
+/// lookup name the owner's successor.
+///
+/// Like every dhtkit core it does no I/O and has the shape of
+/// dhtkit::protocol_core (driver/protocol_core.hpp): the driver calls receive()
+/// with each message and tick() at next_wakeup() (or periodically), and sends
+/// what it finds in the outbox (take_outbox()); sim::core_driver and
+/// asio_driver do that. Messages travel in the wire envelope (type tags
+/// wire::tags::chord, 0x0100-0x01FF). Address is whatever the transport addresses
+/// (sim::endpoint in the simulator); it must be cereal-serializable.
+///
+/// @code
+/// using router = dhtkit::chord::basic_router<dhtkit::sim::endpoint>;
+/// dhtkit::time_point now{};
+/// router a(dhtkit::node_id{100}, dhtkit::sim::endpoint{1}, {}, /*seed=*/1);
+/// router b(dhtkit::node_id{200}, dhtkit::sim::endpoint{2}, {}, /*seed=*/2);
+/// a.create(now);                                       // a one-node ring
+/// std::error_code ec = b.join(dhtkit::sim::endpoint{1}, now);
+/// // A driver: deliver every outgoing message (here, instantly) and tick.
+/// auto pump = [&] {
+///   for (int round = 0; round < 200; ++round) {
+///     now += dhtkit::millis(50);
+///     for (router* r : {&a, &b}) r->tick(now);
+///     for (router* r : {&a, &b}) {
+///       auto messages = std::move(r->outbox().messages);
+///       r->outbox().messages.clear();
+///       for (auto& m : messages) (m.to.id == 1 ? a : b).receive(r->address(), m.bytes, now);
+///     }
+///   }
+/// };
+/// pump();
+/// auto id = a.lookup(/*key=*/150, now);                // owner: the first node at or after 150
+/// pump();
+/// // a.outbox().lookups has {id, key 150, owner b, hops, ...}; b.successor() is a
+/// // and a.outbox().ranges says a lost (100, 200] to b.
+/// @endcode
 #pragma once
 
 #include <algorithm>
@@ -119,41 +123,45 @@
 
 namespace dhtkit::chord {
 
+/// What happened to this node's membership of the ring.
 enum class status_kind : std::uint8_t {
-  joined,       // join() found the successor; the node is in the ring (as a member once adopted)
-  join_failed,  // join() gave up; `error` says why
-  left,         // leave() completed
+  joined,       ///< join() found the successor; the node is in the ring (as a member once adopted)
+  join_failed,  ///< join() gave up; `error` says why
+  left,         ///< leave() completed
 };
 
+/// A join or leave completed, or failed (`error`).
 struct status_event {
   status_kind kind = status_kind::joined;
   std::error_code error{};
 };
 
-// The node's range (predecessor, self] changed: gained means it now owns
-// (begin, end], lost that it no longer does. begin == end is the whole circle.
-// This is the data-handoff hook: on `lost` the application sends those keys to
-// the new owner, on `gained` it expects them.
+/// The node's range (predecessor, self] changed: gained means it now owns
+/// (begin, end], lost that it no longer does. begin == end is the whole circle.
+/// This is the data-handoff hook: on `lost` the application sends those keys to
+/// the new owner, on `gained` it expects them.
 struct range_event {
   bool gained = false;
-  std::uint64_t begin = 0;  // exclusive
-  std::uint64_t end = 0;    // inclusive
+  std::uint64_t begin = 0;  ///< exclusive
+  std::uint64_t end = 0;    ///< inclusive
 };
 
+/// Names a lookup from lookup() to its lookup_result.
 using lookup_id = std::uint64_t;
 
+/// The answer to lookup(): the owner of `key`, or why there is none.
 template <class Address>
 struct lookup_result {
   lookup_id id = 0;
   std::uint64_t key = 0;
-  std::error_code error{};     // lookup_failed, timed_out, shut_down; empty on success
-  peer<Address> owner{};       // valid when !error
-  std::uint32_t hops = 0;      // nodes that answered a routing request
-  std::uint32_t timeouts = 0;  // hops (and owner checks) that timed out
+  std::error_code error{};     ///< lookup_failed, timed_out, shut_down; empty on success
+  peer<Address> owner{};       ///< valid when !error
+  std::uint32_t hops = 0;      ///< nodes that answered a routing request
+  std::uint32_t timeouts = 0;  ///< hops (and owner checks) that timed out
 };
 
-// What a call produced: messages to send (message_outbox::messages) and the
-// router's events. The driver drains it with take_outbox().
+/// What a call produced: messages to send (message_outbox::messages) and the
+/// router's events. The driver drains it with take_outbox().
 template <class Address>
 struct router_outbox : message_outbox<Address> {
   std::vector<lookup_result<Address>> lookups;
@@ -171,35 +179,40 @@ struct router_outbox : message_outbox<Address> {
   }
 };
 
-// messages_sent, messages_received, rejected (undecodable or semantically
-// invalid messages) and outbox_dropped come from message_stats.
+/// The router's counters.
+///
+/// messages_sent, messages_received, rejected (undecodable or semantically
+/// invalid messages) and outbox_dropped come from message_stats.
 struct router_stats : message_stats {
-  std::uint64_t stale_replies = 0;     // replies to requests that timed out or never existed
-  std::uint64_t requests_refused = 0;  // not sent: max_pending_requests reached
+  std::uint64_t stale_replies = 0;     ///< replies to requests that timed out or never existed
+  std::uint64_t requests_refused = 0;  ///< not sent: max_pending_requests reached
   std::uint64_t timeouts = 0;
   std::uint64_t stabilizations = 0;
-  std::uint64_t lookups_started = 0;  // client lookups
+  std::uint64_t lookups_started = 0;  ///< client lookups
   std::uint64_t lookups_succeeded = 0;
   std::uint64_t lookups_failed = 0;
   std::uint64_t finger_lookups = 0;
 };
 
+/// Where a node is in its life: before create() or join(), joining, in the ring, or gone.
 enum class router_state : std::uint8_t { idle, joining, joined, left };
 
 namespace detail {
 struct router_access;
 }
 
+/// The Chord router, a protocol core: finds the node that owns a key (see
+/// router.hpp for the protocol and an example).
 template <class Address>
 class basic_router {
  public:
   using address_type = Address;
   using peer_type = peer<Address>;
   using outbox_type = router_outbox<Address>;
-  // The wire tags of the router's messages (detail/protocol.hpp).
+  /// The wire tags of the router's messages (detail/protocol.hpp).
   static constexpr wire::tag_range wire_tags = wire::tags::chord;
 
-  // Throws std::invalid_argument for a bad configuration (router_config::validate).
+  /// Throws std::invalid_argument for a bad configuration (router_config::validate).
   basic_router(node_id id, Address address, router_config config, std::uint64_t seed)
       : self_{id, address},
         config_((config.validate(), std::move(config))),
@@ -209,54 +222,54 @@ class basic_router {
 
   // ---- lifecycle -----------------------------------------------------------
 
-  // Starts a new ring with this node as its only member.
+  /// Starts a new ring with this node as its only member.
   void create(time_point now);
 
-  // Joins the ring `bootstrap` belongs to: looks up this node's successor
-  // through it. Completion is a status_event (joined or join_failed).
+  /// Joins the ring `bootstrap` belongs to: looks up this node's successor
+  /// through it. Completion is a status_event (joined or join_failed).
   std::error_code join(const Address& bootstrap, time_point now);
 
-  // Voluntary leave: hands the predecessor and successor list to both
-  // neighbours, reports the whole range as lost and stops answering.
+  /// Voluntary leave: hands the predecessor and successor list to both
+  /// neighbours, reports the whole range as lost and stops answering.
   std::error_code leave(time_point now);
 
   // ---- lookups -------------------------------------------------------------
 
-  // Starts a lookup of the owner of `key` (a key hash); the answer is a
-  // lookup_result with the returned id in the outbox's lookups.
+  /// Starts a lookup of the owner of `key` (a key hash); the answer is a
+  /// lookup_result with the returned id in the outbox's lookups.
   result<lookup_id> lookup(std::uint64_t key, time_point now);
 
   // ---- inputs --------------------------------------------------------------
 
-  // One received message; {} when taken (acted on or not: a stale reply is
-  // taken and ignored). A message the router rejects changes nothing, is
-  // counted in stats().rejected, and the error says why: the wire error for
-  // undecodable bytes, duplicate_node for a sender with this node's own id,
-  // invalid_argument for invalid content. While the node is idle or has left,
-  // every message is refused with not_joined (and not counted).
+  /// One received message; {} when taken (acted on or not: a stale reply is
+  /// taken and ignored). A message the router rejects changes nothing, is
+  /// counted in stats().rejected, and the error says why: the wire error for
+  /// undecodable bytes, duplicate_node for a sender with this node's own id,
+  /// invalid_argument for invalid content. While the node is idle or has left,
+  /// every message is refused with not_joined (and not counted).
   std::error_code receive(const Address& from, std::span<const std::byte> bytes, time_point now);
-  // The same, for an envelope a dispatcher already checked (wire::decode_envelope).
+  /// The same, for an envelope a dispatcher already checked (wire::decode_envelope).
   std::error_code receive(const Address& from, const wire::envelope& env, time_point now);
 
-  // Runs the timers and request deadlines due at or before `now`.
+  /// Runs the timers and request deadlines due at or before `now`.
   void tick(time_point now);
 
-  // When tick() next has work (a timer or a request deadline); nullopt when
-  // there is none (an idle or departed node with no request pending).
+  /// When tick() next has work (a timer or a request deadline); nullopt when
+  /// there is none (an idle or departed node with no request pending).
   std::optional<time_point> next_wakeup() const noexcept;
 
-  // Moves out what the calls so far produced, leaving the outbox empty.
+  /// Moves out what the calls so far produced, leaving the outbox empty.
   outbox_type take_outbox();
 
-  // A failure detector's verdicts. A dead peer is dropped from the successor
-  // list, fingers and predecessor, and not used until heard from again (or
-  // mark_alive).
+  /// A failure detector's verdicts. A dead peer is dropped from the successor
+  /// list, fingers and predecessor, and not used until heard from again (or
+  /// mark_alive).
   void mark_dead(node_id id);
   void mark_alive(node_id id);
 
   // ---- observation -----------------------------------------------------------
 
-  // The outbox as it stands, for observation (take_outbox() drains it).
+  /// The outbox as it stands, for observation (take_outbox() drains it).
   outbox_type& outbox() noexcept { return out_; }
   const peer_type& self() const noexcept { return self_; }
   node_id id() const noexcept { return self_.id; }
@@ -265,11 +278,11 @@ class basic_router {
   bool joined() const noexcept { return state_ == router_state::joined; }
   const router_config& config() const noexcept { return config_; }
   std::size_t successor_list_length() const noexcept { return r_; }
-  // The successor list, nearest first; empty when the node is alone (it is its own successor).
+  /// The successor list, nearest first; empty when the node is alone (it is its own successor).
   const std::vector<peer_type>& successors() const noexcept { return succ_; }
   peer_type successor() const { return succ_.empty() ? self_ : succ_.front(); }
   const std::optional<peer_type>& predecessor() const noexcept { return pred_; }
-  // finger i = successor(id + 2^i) as last found; empty when unknown or self.
+  /// finger i = successor(id + 2^i) as last found; empty when unknown or self.
   const std::array<std::optional<peer_type>, identifier_bits>& fingers() const noexcept { return fingers_; }
   bool is_dead(node_id id) const { return dead_.contains(id); }
   const router_stats& stats() const noexcept { return stats_; }
