@@ -1,18 +1,21 @@
-// The phi accrual failure detector (Hayashibara, Defago, Yared, Katayama,
-// 2004), as Akka and Cassandra use it.
-//
-// Instead of a yes/no verdict it gives a suspicion level phi for any
-// heartbeat stream: phi = -log10(P(a heartbeat arrives later than now)),
-// where the inter-arrival times are modelled as a normal distribution fitted
-// to a sliding window of the last samples. phi = 1 means a 10 % chance the
-// member is fine, phi = 8 (the usual threshold) one in 10^8. It is pure: it
-// is given time points, never reads a clock.
-//
-//   dhtkit::membership::phi_accrual detector;       // Akka's defaults, threshold 8
-//   dhtkit::time_point t{};
-//   for (int i = 0; i < 10; ++i) detector.heartbeat(t += dhtkit::seconds(1));
-//   double calm = detector.phi(t + dhtkit::millis(500));   // well below 1
-//   bool up = detector.is_available(t + dhtkit::seconds(10));  // false: phi far above 8
+/// @file
+/// The phi accrual failure detector (Hayashibara, Defago, Yared, Katayama,
+/// 2004), as Akka and Cassandra use it.
+///
+/// Instead of a yes/no verdict it gives a suspicion level phi for any
+/// heartbeat stream: phi = -log10(P(a heartbeat arrives later than now)),
+/// where the inter-arrival times are modelled as a normal distribution fitted
+/// to a sliding window of the last samples. phi = 1 means a 10 % chance the
+/// member is fine, phi = 8 (the usual threshold) one in 10^8. It is pure: it
+/// is given time points, never reads a clock.
+///
+/// @code
+/// dhtkit::membership::phi_accrual detector;       // Akka's defaults, threshold 8
+/// dhtkit::time_point t{};
+/// for (int i = 0; i < 10; ++i) detector.heartbeat(t += dhtkit::seconds(1));
+/// double calm = detector.phi(t + dhtkit::millis(500));   // well below 1
+/// bool up = detector.is_available(t + dhtkit::seconds(10));  // false: phi far above 8
+/// @endcode
 #pragma once
 
 #include <algorithm>
@@ -27,19 +30,20 @@
 
 namespace dhtkit::membership {
 
+/// Configuration of phi_accrual, with Akka's defaults.
 struct phi_accrual_config {
-  // phi at or above which the member counts as down. Akka and Cassandra: 8.
+  /// phi at or above which the member counts as down. Akka and Cassandra: 8.
   double threshold = 8.0;
-  // Sliding window of inter-arrival samples. Akka: 1000.
+  /// Sliding window of inter-arrival samples. Akka: 1000.
   std::size_t max_samples = 1000;
-  // Floor of the standard deviation, so a perfectly regular stream does not
-  // make phi explode on the first few milliseconds of delay. Akka: 100 ms.
+  /// Floor of the standard deviation, so a perfectly regular stream does not
+  /// make phi explode on the first few milliseconds of delay. Akka: 100 ms.
   duration min_std_deviation = millis(100);
-  // Added to the mean: a pause this long is not yet suspicious (GC, a busy
-  // peer). Akka: 3 s.
+  /// Added to the mean: a pause this long is not yet suspicious (GC, a busy
+  /// peer). Akka: 3 s.
   duration acceptable_pause = seconds(3);
-  // The interval assumed before the first real sample (seeds the window with
-  // mean = this, standard deviation = this / 4, as Akka does). Akka: 1 s.
+  /// The interval assumed before the first real sample (seeds the window with
+  /// mean = this, standard deviation = this / 4, as Akka does). Akka: 1 s.
   duration first_heartbeat_estimate = seconds(1);
 
   void validate() const {
@@ -54,14 +58,15 @@ struct phi_accrual_config {
   }
 };
 
+/// The phi accrual failure detector for one heartbeat stream (see phi_accrual.hpp).
 class phi_accrual {
  public:
   explicit phi_accrual(phi_accrual_config config = {}) : config_((config.validate(), config)) {
     samples_.reserve(std::min<std::size_t>(config_.max_samples, 64));
   }
 
-  // Records a heartbeat arriving at `now`. A time before the previous
-  // heartbeat (a reordered or replayed report) is ignored.
+  /// Records a heartbeat arriving at `now`. A time before the previous
+  /// heartbeat (a reordered or replayed report) is ignored.
   void heartbeat(time_point now) {
     if (last_ && now < *last_) return;
     if (last_) {
@@ -76,7 +81,7 @@ class phi_accrual {
     last_ = now;
   }
 
-  // The suspicion level at `now`; 0 before the first heartbeat.
+  /// The suspicion level at `now`; 0 before the first heartbeat.
   double phi(time_point now) const {
     if (!last_ || samples_.empty()) return 0.0;
     const double n = static_cast<double>(samples_.size());
@@ -94,7 +99,7 @@ class phi_accrual {
   bool is_available(time_point now) const { return phi(now) < config_.threshold; }
 
   std::size_t samples() const noexcept { return samples_.size(); }
-  // Mean and standard deviation of the window, in milliseconds.
+  /// Mean and standard deviation of the window, in milliseconds.
   double mean_ms() const noexcept {
     return samples_.empty() ? 0.0 : sum_ / static_cast<double>(samples_.size());
   }

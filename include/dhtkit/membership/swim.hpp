@@ -1,41 +1,44 @@
-// SWIM membership and failure detection with Lifeguard's refinements.
-//
-// basic_swim<Address> is one member's view of a group: which members exist,
-// at which address, and whether each is alive, suspected, dead or has left.
-// It is the protocol of Das, Gupta and Motivala (DSN 2002) as memberlist
-// implements it: every protocol period a member pings one other member
-// (round-robin over a list reshuffled on every pass); if no ack comes within
-// the probe timeout it asks k random members to ping the target for it
-// (ping-req); if still nothing, it suspects the target, and a suspect that
-// does not refute (by raising its own incarnation number) within the
-// suspicion timeout is declared dead. Updates ride piggyback on pings and acks
-// (and on small gossip messages while any are pending), each retransmitted at
-// most lambda x log N times; a periodic push-pull exchanges full state with
-// one random member, which is also how a node joins. Lifeguard (Dadgar et al.
-// 2017) adds local health (a member that misses acks slows its own probing),
-// a suspicion timeout that shrinks with independent confirmations, nacks from
-// ping-req helpers and the buddy system; each is a switch in swim_config.
-//
-// The core does no I/O (docs/design.md) and has the shape every dhtkit core has
-// (driver/protocol_core.hpp): the driver hands it received bytes and the
-// time, calls tick() at next_wakeup(), and sends the messages and reports the
-// events it finds in the outbox (sim::core_driver and asio_driver do all of
-// it). Randomness comes from the seed. Addresses are any regular, hashable,
-// cereal-serializable type: sim::endpoint in the simulator, dhtkit::endpoint
-// on sockets.
-//
-//   using swim = dhtkit::membership::basic_swim<dhtkit::endpoint>;
-//   const auto self = dhtkit::endpoint::loopback_v4(7946);
-//   swim node(dhtkit::node_id::from_name("node-a"), self, dhtkit::membership::swim_config::lan(),
-//             /*seed=*/42);
-//   dhtkit::time_point now{};
-//   const dhtkit::endpoint seeds[] = {dhtkit::endpoint::loopback_v4(7947)};
-//   std::error_code ec = node.join(seeds, now);   // sends a push-pull to the seed
-//   auto out = node.take_outbox();
-//   std::size_t bytes = 0;
-//   for (const auto& m : out.messages) bytes += m.bytes.size();  // transport.send(m.to, m.bytes)
-//   for (const auto& e : out.events) std::printf("%s\n", to_string(e.kind).data());
-//   if (auto wake = node.next_wakeup()) node.tick(now = *wake);  // and node.receive(from, bytes, now)
+/// @file
+/// SWIM membership and failure detection with Lifeguard's refinements.
+///
+/// basic_swim<Address> is one member's view of a group: which members exist,
+/// at which address, and whether each is alive, suspected, dead or has left.
+/// It is the protocol of Das, Gupta and Motivala (DSN 2002) as memberlist
+/// implements it: every protocol period a member pings one other member
+/// (round-robin over a list reshuffled on every pass); if no ack comes within
+/// the probe timeout it asks k random members to ping the target for it
+/// (ping-req); if still nothing, it suspects the target, and a suspect that
+/// does not refute (by raising its own incarnation number) within the
+/// suspicion timeout is declared dead. Updates ride piggyback on pings and acks
+/// (and on small gossip messages while any are pending), each retransmitted at
+/// most lambda x log N times; a periodic push-pull exchanges full state with
+/// one random member, which is also how a node joins. Lifeguard (Dadgar et al.
+/// 2017) adds local health (a member that misses acks slows its own probing),
+/// a suspicion timeout that shrinks with independent confirmations, nacks from
+/// ping-req helpers and the buddy system; each is a switch in swim_config.
+///
+/// The core does no I/O (docs/design.md) and has the shape every dhtkit core has
+/// (driver/protocol_core.hpp): the driver hands it received bytes and the
+/// time, calls tick() at next_wakeup(), and sends the messages and reports the
+/// events it finds in the outbox (sim::core_driver and asio_driver do all of
+/// it). Randomness comes from the seed. Addresses are any regular, hashable,
+/// cereal-serializable type: sim::endpoint in the simulator, dhtkit::endpoint
+/// on sockets.
+///
+/// @code
+/// using swim = dhtkit::membership::basic_swim<dhtkit::endpoint>;
+/// const auto self = dhtkit::endpoint::loopback_v4(7946);
+/// swim node(dhtkit::node_id::from_name("node-a"), self, dhtkit::membership::swim_config::lan(),
+///           /*seed=*/42);
+/// dhtkit::time_point now{};
+/// const dhtkit::endpoint seeds[] = {dhtkit::endpoint::loopback_v4(7947)};
+/// std::error_code ec = node.join(seeds, now);   // sends a push-pull to the seed
+/// auto out = node.take_outbox();
+/// std::size_t bytes = 0;
+/// for (const auto& m : out.messages) bytes += m.bytes.size();  // transport.send(m.to, m.bytes)
+/// for (const auto& e : out.events) std::printf("%s\n", to_string(e.kind).data());
+/// if (auto wake = node.next_wakeup()) node.tick(now = *wake);  // and node.receive(from, bytes, now)
+/// @endcode
 #pragma once
 
 #include <algorithm>
@@ -70,6 +73,7 @@
 
 namespace dhtkit::membership {
 
+/// A member's state as SWIM gossips it.
 enum class member_state : std::uint8_t { alive = 0, suspect = 1, dead = 2, left = 3 };
 
 inline std::string_view to_string(member_state s) noexcept {
@@ -86,7 +90,7 @@ inline std::string_view to_string(member_state s) noexcept {
   return "?";
 }
 
-// What a member looks like from here.
+/// What a member looks like from here.
 template <class Address>
 struct member {
   node_id id{};
@@ -94,16 +98,17 @@ struct member {
   std::uint32_t incarnation = 0;
   member_state state = member_state::alive;
   std::string metadata;
-  time_point state_changed{};  // when this node last saw the state change
+  time_point state_changed{};  ///< when this node last saw the state change
 };
 
+/// What changed about a member.
 enum class event_kind : std::uint8_t {
-  joined,   // a new member, or one that was dead or left and came back
-  suspect,  // an alive member became suspected
-  alive,    // a suspected member refuted and is alive again
-  dead,     // declared dead (by this node's suspicion timeout or by gossip)
-  left,     // left voluntarily
-  updated,  // an alive member changed its metadata
+  joined,   ///< a new member, or one that was dead or left and came back
+  suspect,  ///< an alive member became suspected
+  alive,    ///< a suspected member refuted and is alive again
+  dead,     ///< declared dead (by this node's suspicion timeout or by gossip)
+  left,     ///< left voluntarily
+  updated,  ///< an alive member changed its metadata
 };
 
 inline std::string_view to_string(event_kind k) noexcept {
@@ -124,6 +129,7 @@ inline std::string_view to_string(event_kind k) noexcept {
   return "?";
 }
 
+/// A change in the membership as this node sees it.
 template <class Address>
 struct member_event {
   event_kind kind = event_kind::joined;
@@ -133,8 +139,8 @@ struct member_event {
   time_point at{};
 };
 
-// What the driver drains after every call: datagrams to send (messages, from
-// message_outbox), events to report.
+/// What the driver drains after every call: datagrams to send (messages, from
+/// message_outbox), events to report.
 template <class Address>
 struct swim_outbox : message_outbox<Address> {
   std::vector<member_event<Address>> events;
@@ -145,31 +151,35 @@ struct swim_outbox : message_outbox<Address> {
   }
 };
 
-// Counters over the core's lifetime. From message_stats: messages_sent (every
-// message put in the outbox), messages_received, rejected (did not decode, or
-// came from our own id / id 0) and outbox_dropped (messages or events beyond
-// max_outbox_messages).
+/// The SWIM core's counters.
+///
+/// Counters over the core's lifetime. From message_stats: messages_sent (every
+/// message put in the outbox), messages_received, rejected (did not decode, or
+/// came from our own id / id 0) and outbox_dropped (messages or events beyond
+/// max_outbox_messages).
 struct swim_stats : message_stats {
   std::uint64_t bytes_sent = 0;
-  std::uint64_t pings_sent = 0;  // direct probes and helpers' pings
+  std::uint64_t pings_sent = 0;  ///< direct probes and helpers' pings
   std::uint64_t acks_sent = 0;
   std::uint64_t ping_reqs_sent = 0;
   std::uint64_t nacks_sent = 0;
-  std::uint64_t gossip_sent = 0;     // standalone gossip messages
-  std::uint64_t push_pull_sent = 0;  // push-pull datagrams (a state may take several)
-  std::uint64_t rejected_updates =
-      0;                              // failed validation (state, id, address, incarnation, address conflict)
-  std::uint64_t stale_updates = 0;    // older than what we know (normal under gossip)
-  std::uint64_t rejected_full = 0;    // a new member while max_members are known
-  std::uint64_t unexpected_acks = 0;  // acks and nacks that match no probe or relay
+  std::uint64_t gossip_sent = 0;     ///< standalone gossip messages
+  std::uint64_t push_pull_sent = 0;  ///< push-pull datagrams (a state may take several)
+  /// failed validation (state, id, address, incarnation, address conflict)
+  std::uint64_t rejected_updates = 0;
+  std::uint64_t stale_updates = 0;    ///< older than what we know (normal under gossip)
+  std::uint64_t rejected_full = 0;    ///< a new member while max_members are known
+  std::uint64_t unexpected_acks = 0;  ///< acks and nacks that match no probe or relay
   std::uint64_t probes = 0;
-  std::uint64_t probe_failures = 0;      // probes that ended in a suspicion
-  std::uint64_t refutations = 0;         // times this node raised its incarnation to refute
-  std::uint64_t direct_refutations = 0;  // our alive sent straight back to a sender that accused us
-  std::uint64_t relays_refused = 0;      // ping-req beyond max_pending_relays
-  std::uint64_t push_pull_refused = 0;   // replies beyond max_push_pull_replies
+  std::uint64_t probe_failures = 0;      ///< probes that ended in a suspicion
+  std::uint64_t refutations = 0;         ///< times this node raised its incarnation to refute
+  std::uint64_t direct_refutations = 0;  ///< our alive sent straight back to a sender that accused us
+  std::uint64_t relays_refused = 0;      ///< ping-req beyond max_pending_relays
+  std::uint64_t push_pull_refused = 0;   ///< replies beyond max_push_pull_replies
 };
 
+/// SWIM membership with Lifeguard, a protocol core: who is in the group and
+/// who has failed (see swim.hpp for the protocol and an example).
 template <class Address>
 class basic_swim {
   static_assert(std::regular<Address>, "dhtkit::membership::basic_swim: Address must be a regular type");
@@ -182,11 +192,11 @@ class basic_swim {
   using member_type = member<Address>;
   using event_type = member_event<Address>;
   using outbox_type = swim_outbox<Address>;
-  // SWIM's messages use the membership range of wire tags (wire_tags.hpp).
+  /// SWIM's messages use the membership range of wire tags (wire_tags.hpp).
   static constexpr wire::tag_range wire_tags = wire::tags::membership;
 
-  // `self` must be unique in the group and not node_id{0}. Throws
-  // std::invalid_argument for an invalid configuration or arguments.
+  /// `self` must be unique in the group and not node_id{0}. Throws
+  /// std::invalid_argument for an invalid configuration or arguments.
   basic_swim(node_id self, Address address, swim_config config, std::uint64_t seed, std::string metadata = {})
       : config_((config.validate(), config)),
         codec_(wire_limits{config_.max_message_size, config_.max_metadata_bytes, config_.max_members, 16}),
@@ -207,43 +217,43 @@ class basic_swim {
 
   // ---- inputs (bodies in detail/inputs.hpp) ---------------------------------
 
-  // One received message. Bad bytes or bad content are counted and reported
-  // as an error value; the state is unchanged by whatever failed validation.
+  /// One received message. Bad bytes or bad content are counted and reported
+  /// as an error value; the state is unchanged by whatever failed validation.
   std::error_code receive(const Address& from, std::span<const std::byte> bytes, time_point now);
 
-  // One received message whose envelope a dispatcher has already checked
-  // (wire::decode_envelope with limits no looser than this core's): only the
-  // payload is decoded here.
+  /// One received message whose envelope a dispatcher has already checked
+  /// (wire::decode_envelope with limits no looser than this core's): only the
+  /// payload is decoded here.
   std::error_code receive(const Address& from, const wire::envelope& env, time_point now);
 
-  // Runs everything due at or before `now`. Call it at next_wakeup() (calling
-  // it more often is correct, but a tick at or after the gossip time restarts
-  // the gossip period even when nothing is pending, so extra ticks shift when
-  // gossip goes out).
+  /// Runs everything due at or before `now`. Call it at next_wakeup() (calling
+  /// it more often is correct, but a tick at or after the gossip time restarts
+  /// the gossip period even when nothing is pending, so extra ticks shift when
+  /// gossip goes out).
   void tick(time_point now);
 
-  // When tick() next has something to do: never nullopt, since push-pull and
-  // reconnect are always scheduled (before the first call into the core it
-  // is the epoch: the first tick starts the timers).
+  /// When tick() next has something to do: never nullopt, since push-pull and
+  /// reconnect are always scheduled (before the first call into the core it
+  /// is the epoch: the first tick starts the timers).
   std::optional<time_point> next_wakeup() const noexcept;
 
-  // Asks each seed for its full state (and sends ours); repeated every
-  // join_retry_interval until some other member is known. At most 64 seeds.
+  /// Asks each seed for its full state (and sends ours); repeated every
+  /// join_retry_interval until some other member is known. At most 64 seeds.
   std::error_code join(std::span<const Address> seeds, time_point now);
 
-  // Voluntary leave: tells the group (gossip), then stops probing. The driver
-  // may close its socket once leave_done() (or after a grace period).
+  /// Voluntary leave: tells the group (gossip), then stops probing. The driver
+  /// may close its socket once leave_done() (or after a grace period).
   std::error_code leave(time_point now);
-  // True once our leave has been sent its full number of retransmissions.
+  /// True once our leave has been sent its full number of retransmissions.
   bool leave_done() const { return leaving_ && !queue_.contains(self_id()); }
 
-  // Replaces this node's metadata and announces it (raises our incarnation).
+  /// Replaces this node's metadata and announces it (raises our incarnation).
   std::error_code set_metadata(std::string metadata, time_point now);
 
   // ---- outputs (bodies in detail/outputs.hpp) -------------------------------
 
   outbox_type& outbox() noexcept { return outbox_; }
-  // Moves the pending messages and events out.
+  /// Moves the pending messages and events out.
   outbox_type take_outbox();
 
   // ---- observation (bodies in detail/observation.hpp) -----------------------
@@ -253,20 +263,20 @@ class basic_swim {
   std::uint32_t incarnation() const noexcept { return members_[0].incarnation; }
   const swim_config& config() const noexcept { return config_; }
   const swim_stats& stats() const noexcept { return stats_; }
-  // Lifeguard's local health score, 0 (healthy) .. awareness_max_multiplier - 1.
+  /// Lifeguard's local health score, 0 (healthy) .. awareness_max_multiplier - 1.
   int local_health() const noexcept { return awareness_.score(); }
   bool is_leaving() const noexcept { return leaving_; }
 
-  // Members known in any state, self included.
+  /// Members known in any state, self included.
   std::size_t size() const noexcept { return members_.size(); }
   std::size_t count(member_state s) const noexcept { return counts_[static_cast<std::size_t>(s)]; }
-  // Alive and suspected members, self included.
+  /// Alive and suspected members, self included.
   std::size_t live_count() const noexcept;
 
   std::optional<member_type> find(node_id id) const;
   std::optional<member_state> state_of(node_id id) const;
   std::vector<member_type> members() const;
-  // Checks the internal invariants (index, counts, suspicions); for tests.
+  /// Checks the internal invariants (index, counts, suspicions); for tests.
   bool check_invariants() const;
 
  private:
