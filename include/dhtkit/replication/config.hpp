@@ -1,13 +1,16 @@
-// The replica's configuration: quorum sizes, timeouts, anti-entropy and
-// tombstone-collection periods, and the bounds that hold untrusted input.
-//
-// A plain struct with a comment on every default. dhtkit::replica validates
-// it in its constructor (validate() throws std::invalid_argument naming the
-// field); the presets say what each setting is for.
-//
-//   dhtkit::replica_config config = dhtkit::replica_config::lan();  // N/R/W = 3/2/2
-//   config.strict_quorum = true;  // with R + W > N a read sees every acknowledged write
-//   config.validate();            // throws if inconsistent
+/// @file
+/// The replica's configuration: quorum sizes, timeouts, anti-entropy and
+/// tombstone-collection periods, and the bounds that hold untrusted input.
+///
+/// A plain struct with a comment on every default. dhtkit::replica validates
+/// it in its constructor (validate() throws std::invalid_argument naming the
+/// field); the presets say what each setting is for.
+///
+/// @code
+/// dhtkit::replica_config config = dhtkit::replica_config::lan();  // N/R/W = 3/2/2
+/// config.strict_quorum = true;  // with R + W > N a read sees every acknowledged write
+/// config.validate();            // throws if inconsistent
+/// @endcode
 #pragma once
 
 #include <chrono>
@@ -23,49 +26,50 @@
 
 namespace dhtkit {
 
+/// Configuration of a replica: N, R and W, timeouts, anti-entropy and bounds, with presets.
 struct replica_config {
-  std::uint32_t n = 3;  // replicas per key (Dynamo's typical N)
-  std::uint32_t r = 2;  // replies a get waits for
-  std::uint32_t w = 2;  // acknowledgements a put waits for (the coordinator's own write counts)
-  // Per-request N may not exceed this (it also bounds how far a ring walk goes).
+  std::uint32_t n = 3;  ///< replicas per key (Dynamo's typical N)
+  std::uint32_t r = 2;  ///< replies a get waits for
+  std::uint32_t w = 2;  ///< acknowledgements a put waits for (the coordinator's own write counts)
+  /// Per-request N may not exceed this (it also bounds how far a ring walk goes).
   std::uint32_t max_n = 7;
-  // Only the true preference list counts (no fallbacks, no hints): with R + W > N
-  // every read sees every write acknowledged before it began.
+  /// Only the true preference list counts (no fallbacks, no hints): with R + W > N
+  /// every read sees every write acknowledged before it began.
   bool strict_quorum = false;
-  duration request_timeout = millis(500);   // a put or get fails after this, saying how many replied
-  duration replica_timeout = millis(100);   // a silent replica is retried / replaced after this
-  duration suspect_period = seconds(1);     // a replica that timed out is skipped this long
-  std::uint32_t max_fallbacks = 3;          // extra ring nodes a sloppy request may try
-  std::size_t max_pending = 4096;           // requests in progress at once; more fail with limit_exceeded
-  std::size_t max_key_size = 1024;          // bytes
-  std::size_t max_value_size = 256 * 1024;  // bytes
-  bool read_repair = true;                  // push the merged version to stale replicas after a get
-  duration hint_max_age = seconds(60);      // a hint not handed off by then is dropped (<= tombstone_grace)
-  duration handoff_interval = millis(200);  // how often hints are offered to their owners
-  std::size_t handoff_batch = 32;           // hints offered per interval
-  duration anti_entropy_interval = millis(200);  // one exchange per interval
-  std::uint32_t ae_range_bits = 3;               // 2^3 = 8 slices of the ring, one Merkle tree each
-  merkle_config merkle{};                        // 16-ary, 256 buckets per slice
-  std::size_t ae_max_descend = 8;                // differing nodes descended into per level
-  std::size_t ae_max_buckets = 16;               // buckets exchanged per round
-  std::size_t ae_max_keys = 256;                 // entries sent each way per round
-  duration ae_session_timeout = millis(500);     // an unanswered exchange is abandoned after this
-  duration tombstone_grace = seconds(120);       // after all replicas hold a tombstone, keep it this long
-  duration marker_ttl = seconds(120);            // then keep the bare causal context this long
-  wire_limits limits{};                          // message size and count bounds
-  // Messages waiting in the outbox for the driver; beyond it new ones are
-  // dropped and counted (outbox_dropped), as if lost: every exchange is
-  // retried or repeated. A driver that drains after each call never gets near it.
+  duration request_timeout = millis(500);   ///< a put or get fails after this, saying how many replied
+  duration replica_timeout = millis(100);   ///< a silent replica is retried / replaced after this
+  duration suspect_period = seconds(1);     ///< a replica that timed out is skipped this long
+  std::uint32_t max_fallbacks = 3;          ///< extra ring nodes a sloppy request may try
+  std::size_t max_pending = 4096;           ///< requests in progress at once; more fail with limit_exceeded
+  std::size_t max_key_size = 1024;          ///< bytes
+  std::size_t max_value_size = 256 * 1024;  ///< bytes
+  bool read_repair = true;                  ///< push the merged version to stale replicas after a get
+  duration hint_max_age = seconds(60);      ///< a hint not handed off by then is dropped (<= tombstone_grace)
+  duration handoff_interval = millis(200);  ///< how often hints are offered to their owners
+  std::size_t handoff_batch = 32;           ///< hints offered per interval
+  duration anti_entropy_interval = millis(200);  ///< one exchange per interval
+  std::uint32_t ae_range_bits = 3;               ///< 2^3 = 8 slices of the ring, one Merkle tree each
+  merkle_config merkle{};                        ///< 16-ary, 256 buckets per slice
+  std::size_t ae_max_descend = 8;                ///< differing nodes descended into per level
+  std::size_t ae_max_buckets = 16;               ///< buckets exchanged per round
+  std::size_t ae_max_keys = 256;                 ///< entries sent each way per round
+  duration ae_session_timeout = millis(500);     ///< an unanswered exchange is abandoned after this
+  duration tombstone_grace = seconds(120);       ///< after all replicas hold a tombstone, keep it this long
+  duration marker_ttl = seconds(120);            ///< then keep the bare causal context this long
+  wire_limits limits{};                          ///< message size and count bounds
+  /// Messages waiting in the outbox for the driver; beyond it new ones are
+  /// dropped and counted (outbox_dropped), as if lost: every exchange is
+  /// retried or repeated. A driver that drains after each call never gets near it.
   std::size_t max_outbox_messages = 16384;
 
-  // The defaults: one data centre, round trips of a millisecond or less, so a
-  // replica that has not answered in 100 ms is slow or gone.
+  /// The defaults: one data centre, round trips of a millisecond or less, so a
+  /// replica that has not answered in 100 ms is slow or gone.
   static replica_config lan() { return replica_config{}; }
 
-  // Replicas across regions: round trips of 100-300 ms, so every timeout is a
-  // few round trips (Cassandra's cross-DC write timeout is 2 s), suspicions last
-  // longer (a slow link is not a dead node), and the periodic exchanges run
-  // less often because each one costs a wide-area round trip or more.
+  /// Replicas across regions: round trips of 100-300 ms, so every timeout is a
+  /// few round trips (Cassandra's cross-DC write timeout is 2 s), suspicions last
+  /// longer (a slow link is not a dead node), and the periodic exchanges run
+  /// less often because each one costs a wide-area round trip or more.
   static replica_config wan() {
     replica_config c;
     c.request_timeout = seconds(2);        // several WAN round trips, room for one retry
@@ -80,9 +84,9 @@ struct replica_config {
     return c;
   }
 
-  // Loopback or one host, and tests: every period short so a scenario settles
-  // in a second or two of (simulated or real) time, while the timeouts stay
-  // well above a loopback round trip.
+  /// Loopback or one host, and tests: every period short so a scenario settles
+  /// in a second or two of (simulated or real) time, while the timeouts stay
+  /// well above a loopback round trip.
   static replica_config local() {
     replica_config c;
     c.request_timeout = millis(300);        // loopback answers in well under a millisecond
@@ -97,7 +101,7 @@ struct replica_config {
     return c;
   }
 
-  // Throws std::invalid_argument naming the first inconsistent field.
+  /// Throws std::invalid_argument naming the first inconsistent field.
   void validate() const {
     auto fail = [](const char* what) {
       throw std::invalid_argument(std::string("dhtkit::replica_config: ") + what);

@@ -1,95 +1,98 @@
-// The replica core: Dynamo-style N/R/W quorum replication with sloppy quorum,
-// hinted handoff, read repair and Merkle anti-entropy, as a state machine that
-// does no I/O.
-//
-// Every node runs one replica. A client calls put / erase / get on any node;
-// the node coordinates the request over the key's preference list (the first
-// N nodes clockwise on the ring) and reports the outcome in its outbox after W
-// (resp. R) replies, or after the timeout with quorum_not_reached and the
-// number that did reply. The replica is a dhtkit::protocol_core
-// (driver/protocol_core.hpp) addressing its peers by node_id: inputs are calls
-// -- receive(from, bytes, now), tick(now) at next_wakeup(), mark_dead /
-// mark_alive from a failure detector -- and outputs are data in take_outbox():
-// messages to send (already encoded) and completions.
-//
-//   dhtkit::ring<dhtkit::node_id> ring;
-//   for (std::uint64_t i = 1; i <= 3; ++i) (void)ring.add(dhtkit::node_id{i});
-//   dhtkit::memory_storage store;                        // durable state: survives a restart
-//   dhtkit::hint_store hints;                            // durable too
-//   dhtkit::replica_config config = dhtkit::replica_config::lan();  // N/R/W = 3/2/2
-//   dhtkit::replica<> node(dhtkit::node_id{1}, config, ring, store, hints);
-//   dhtkit::time_point now{};
-//   auto op = node.put("cart:7", dhtkit::to_bytes("milk"), dhtkit::version_vector{}, now);
-//   for (auto& m : node.take_outbox().messages) (void)m;  // a driver sends m.bytes to m.to
-//   node.tick(now + dhtkit::seconds(1));                 // no replies: the deadline passes
-//   // node.outbox().puts[0]: id == op, error == errc::quorum_not_reached, acks == 1, required == 2
-//
-// Design (see README, "Replication"):
-//  - Versions are dotted version vector sets (dotted_version_vector.hpp): a
-//    write gets a fresh dot from the durable counter of the node that
-//    coordinates it, so concurrent writes become siblings and nothing a client
-//    did not see is overwritten. Only one of the key's N true replicas numbers
-//    its writes; a put received elsewhere is forwarded to the first healthy
-//    one. Clock size is thus at most the number of nodes that were ever among
-//    a key's N replicas (N with a stable ring); no pruning is done, because
-//    pruning can lose writes.
-//  - Forwarding: the true replica answers a forward at once with
-//    forward_accept once it has numbered and stored the write, and later with
-//    its outcome. A forward not accepted within replica_timeout marks that
-//    replica suspected (suspect_period) and goes to the next healthy true
-//    replica not yet asked, with the rest of the deadline, so a replica that
-//    crashed unnoticed does not fail the put. The put fails with
-//    quorum_not_reached, 0 acknowledgements, only if no true replica accepted
-//    it by the deadline; accepted but no outcome is timed_out, 1 (the
-//    accepting replica's own write). The cost is an ambiguity no timeout can
-//    resolve: a replica that stored the write and whose accept was lost or
-//    late (a clogged link, a partition) numbers it too, so the client's one
-//    write gets two dots -- two siblings with the same value, and a later
-//    read or delete that saw only one of them leaves the other. This is
-//    Dynamo's choice for a client retry (a retried write is a new write event);
-//    the alternative, never passing a forward on, fails every put whose first
-//    healthy-looking replica is dead until a failure detector says so. The
-//    next write with the read's context merges the duplicates.
-//  - Sloppy quorum (default): the write goes to the first N healthy nodes of the
-//    ring walk; a fallback standing in for a down owner keeps a hint (key, owner)
-//    and hands the key back when the owner is healthy again, then drops its copy
-//    (only once the owner has acknowledged a state that covers it: a hinted write
-//    that arrived after the offer waits for the next one). A replica that does
-//    not answer within replica_timeout is suspected for suspect_period and the
-//    request moves on to the next fallback. Hints are bounded in count
-//    (hint_store_config) and age (hint_max_age; an expired hint and its copy are
-//    dropped). The write is not lost then -- its coordinator is a true replica
-//    and keeps it, and anti-entropy brings it to the owner -- but until it does,
-//    the write may be on fewer than W nodes (stats().hints_expired counts such
-//    hints). With strict_quorum only the true N count, so R + W > N gives
-//    read-your-writes.
-//  - Read repair: after a get has heard from all it asked (or timed out), the
-//    merged version is pushed to the true replicas whose state it would change.
-//  - Anti-entropy: every anti_entropy_interval, one exchange with one peer for
-//    one of 2^ae_range_bits slices of the ring, over the keys both replicate:
-//    Merkle roots first, descending only into differing subtrees (at most
-//    ae_max_descend nodes per level), then the entries of at most
-//    ae_max_buckets buckets / ae_max_keys keys each way.
-//  - Deletes are tombstones. A tombstone-only key is collected once every other
-//    true replica was seen (by an equal Merkle subtree) to hold the same state
-//    and tombstone_grace has passed since: it is reduced to a "marker" (no
-//    versions, only the causal context), which anti-entropy spreads and which
-//    absorbs late copies of the deleted versions; the marker is removed after
-//    marker_ttl. hint_max_age <= tombstone_grace, so no hint can outlive it.
-//  - Volatile state (pending requests, suspicions, anti-entropy sessions,
-//    tombstone confirmations) is lost on restart; storage and hints are
-//    passed in by reference as the durable part, and a rebuilt replica picks
-//    them up.
-//  - Everything from the network is untrusted: decoded by the bounded wire
-//    codec, then checked against this config (key and value sizes, counts,
-//    ranges, levels, ownership); bad input is counted and ignored.
-//
-// The code is split along its responsibilities: this header holds the class
-// and its public API; the member functions of each part are in detail/:
-// replica_helpers.hpp, put_path.hpp (puts and forwards), get_path.hpp,
-// message_handlers.hpp (receive and one handler per message),
-// hinted_handoff.hpp, anti_entropy.hpp, tombstone_collection.hpp and
-// schedule.hpp (tick and next_wakeup, which must agree).
+/// @file
+/// The replica core: Dynamo-style N/R/W quorum replication with sloppy quorum,
+/// hinted handoff, read repair and Merkle anti-entropy, as a state machine that
+/// does no I/O.
+///
+/// Every node runs one replica. A client calls put / erase / get on any node;
+/// the node coordinates the request over the key's preference list (the first
+/// N nodes clockwise on the ring) and reports the outcome in its outbox after W
+/// (resp. R) replies, or after the timeout with quorum_not_reached and the
+/// number that did reply. The replica is a dhtkit::protocol_core
+/// (driver/protocol_core.hpp) addressing its peers by node_id: inputs are calls
+/// -- receive(from, bytes, now), tick(now) at next_wakeup(), mark_dead /
+/// mark_alive from a failure detector -- and outputs are data in take_outbox():
+/// messages to send (already encoded) and completions.
+///
+/// @code
+/// dhtkit::ring<dhtkit::node_id> ring;
+/// for (std::uint64_t i = 1; i <= 3; ++i) (void)ring.add(dhtkit::node_id{i});
+/// dhtkit::memory_storage store;                        // durable state: survives a restart
+/// dhtkit::hint_store hints;                            // durable too
+/// dhtkit::replica_config config = dhtkit::replica_config::lan();  // N/R/W = 3/2/2
+/// dhtkit::replica<> node(dhtkit::node_id{1}, config, ring, store, hints);
+/// dhtkit::time_point now{};
+/// auto op = node.put("cart:7", dhtkit::to_bytes("milk"), dhtkit::version_vector{}, now);
+/// for (auto& m : node.take_outbox().messages) (void)m;  // a driver sends m.bytes to m.to
+/// node.tick(now + dhtkit::seconds(1));                 // no replies: the deadline passes
+/// // node.outbox().puts[0]: id == op, error == errc::quorum_not_reached, acks == 1, required == 2
+/// @endcode
+///
+/// Design (see README, "Replication"):
+///  - Versions are dotted version vector sets (dotted_version_vector.hpp): a
+///    write gets a fresh dot from the durable counter of the node that
+///    coordinates it, so concurrent writes become siblings and nothing a client
+///    did not see is overwritten. Only one of the key's N true replicas numbers
+///    its writes; a put received elsewhere is forwarded to the first healthy
+///    one. Clock size is thus at most the number of nodes that were ever among
+///    a key's N replicas (N with a stable ring); no pruning is done, because
+///    pruning can lose writes.
+///  - Forwarding: the true replica answers a forward at once with
+///    forward_accept once it has numbered and stored the write, and later with
+///    its outcome. A forward not accepted within replica_timeout marks that
+///    replica suspected (suspect_period) and goes to the next healthy true
+///    replica not yet asked, with the rest of the deadline, so a replica that
+///    crashed unnoticed does not fail the put. The put fails with
+///    quorum_not_reached, 0 acknowledgements, only if no true replica accepted
+///    it by the deadline; accepted but no outcome is timed_out, 1 (the
+///    accepting replica's own write). The cost is an ambiguity no timeout can
+///    resolve: a replica that stored the write and whose accept was lost or
+///    late (a clogged link, a partition) numbers it too, so the client's one
+///    write gets two dots -- two siblings with the same value, and a later
+///    read or delete that saw only one of them leaves the other. This is
+///    Dynamo's choice for a client retry (a retried write is a new write event);
+///    the alternative, never passing a forward on, fails every put whose first
+///    healthy-looking replica is dead until a failure detector says so. The
+///    next write with the read's context merges the duplicates.
+///  - Sloppy quorum (default): the write goes to the first N healthy nodes of the
+///    ring walk; a fallback standing in for a down owner keeps a hint (key, owner)
+///    and hands the key back when the owner is healthy again, then drops its copy
+///    (only once the owner has acknowledged a state that covers it: a hinted write
+///    that arrived after the offer waits for the next one). A replica that does
+///    not answer within replica_timeout is suspected for suspect_period and the
+///    request moves on to the next fallback. Hints are bounded in count
+///    (hint_store_config) and age (hint_max_age; an expired hint and its copy are
+///    dropped). The write is not lost then -- its coordinator is a true replica
+///    and keeps it, and anti-entropy brings it to the owner -- but until it does,
+///    the write may be on fewer than W nodes (stats().hints_expired counts such
+///    hints). With strict_quorum only the true N count, so R + W > N gives
+///    read-your-writes.
+///  - Read repair: after a get has heard from all it asked (or timed out), the
+///    merged version is pushed to the true replicas whose state it would change.
+///  - Anti-entropy: every anti_entropy_interval, one exchange with one peer for
+///    one of 2^ae_range_bits slices of the ring, over the keys both replicate:
+///    Merkle roots first, descending only into differing subtrees (at most
+///    ae_max_descend nodes per level), then the entries of at most
+///    ae_max_buckets buckets / ae_max_keys keys each way.
+///  - Deletes are tombstones. A tombstone-only key is collected once every other
+///    true replica was seen (by an equal Merkle subtree) to hold the same state
+///    and tombstone_grace has passed since: it is reduced to a "marker" (no
+///    versions, only the causal context), which anti-entropy spreads and which
+///    absorbs late copies of the deleted versions; the marker is removed after
+///    marker_ttl. hint_max_age <= tombstone_grace, so no hint can outlive it.
+///  - Volatile state (pending requests, suspicions, anti-entropy sessions,
+///    tombstone confirmations) is lost on restart; storage and hints are
+///    passed in by reference as the durable part, and a rebuilt replica picks
+///    them up.
+///  - Everything from the network is untrusted: decoded by the bounded wire
+///    codec, then checked against this config (key and value sizes, counts,
+///    ranges, levels, ownership); bad input is counted and ignored.
+///
+/// The code is split along its responsibilities: this header holds the class
+/// and its public API; the member functions of each part are in detail/:
+/// replica_helpers.hpp, put_path.hpp (puts and forwards), get_path.hpp,
+/// message_handlers.hpp (receive and one handler per message),
+/// hinted_handoff.hpp, anti_entropy.hpp, tombstone_collection.hpp and
+/// schedule.hpp (tick and next_wakeup, which must agree).
 #pragma once
 
 #include <algorithm>
@@ -128,31 +131,35 @@
 
 namespace dhtkit {
 
-// Counters; the message_stats fields (messages_sent, messages_received,
-// rejected, outbox_dropped) are the ones every core keeps.
+/// The replica's counters.
+///
+/// Counters; the message_stats fields (messages_sent, messages_received,
+/// rejected, outbox_dropped) are the ones every core keeps.
 struct replica_stats : message_stats {
   std::uint64_t puts_ok = 0, puts_failed = 0, gets_ok = 0, gets_failed = 0;
-  std::uint64_t forwarded = 0;        // puts passed to a true replica
-  std::uint64_t reforwarded = 0;      // forwards passed on to another true replica after a silence
-  std::uint64_t fallback_writes = 0;  // replicas sent to a fallback with a hint
+  std::uint64_t forwarded = 0;        ///< puts passed to a true replica
+  std::uint64_t reforwarded = 0;      ///< forwards passed on to another true replica after a silence
+  std::uint64_t fallback_writes = 0;  ///< replicas sent to a fallback with a hint
   std::uint64_t hints_stored = 0, hints_handed_off = 0, hints_expired = 0;
-  std::uint64_t read_repairs = 0;  // repair messages sent
+  std::uint64_t read_repairs = 0;  ///< repair messages sent
   std::uint64_t ae_sessions = 0, ae_keys_sent = 0, ae_keys_repaired = 0;
   std::uint64_t tombstones_collected = 0, markers_removed = 0;
   std::uint64_t encode_failures = 0;
 };
 
+/// A quorum-replicated key-value node, a protocol core: coordinates gets and
+/// puts over a ring of node ids (see replica.hpp for the protocol and an example).
 template <storage Storage = memory_storage>
 class replica {
  public:
-  // Peers are addressed by their ring identity; a driver maps node_id to a
-  // transport address (sim::core_driver's to_endpoint / from_endpoint).
+  /// Peers are addressed by their ring identity; a driver maps node_id to a
+  /// transport address (sim::core_driver's to_endpoint / from_endpoint).
   using address_type = node_id;
   using outbox_type = replica_outbox;
   static constexpr wire::tag_range wire_tags = wire::tags::replication;
 
-  // Throws std::invalid_argument for an invalid configuration or a node that
-  // is not on the ring.
+  /// Throws std::invalid_argument for an invalid configuration or a node that
+  /// is not on the ring.
   replica(node_id self, replica_config config, ring<node_id> ring, Storage& store, hint_store& hints)
       : self_(self),
         config_(config),
@@ -168,9 +175,9 @@ class replica {
   node_id self() const noexcept { return self_; }
   const replica_config& config() const noexcept { return config_; }
   const ring<node_id>& placement() const noexcept { return ring_; }
-  // What the calls since the last take_outbox() produced (for observation).
+  /// What the calls since the last take_outbox() produced (for observation).
   replica_outbox& outbox() noexcept { return out_; }
-  // Moves the outbox out and leaves it empty: what a driver does after each call.
+  /// Moves the outbox out and leaves it empty: what a driver does after each call.
   replica_outbox take_outbox() {
     replica_outbox out = std::move(out_);
     out_.clear();
@@ -179,7 +186,7 @@ class replica {
   const replica_stats& stats() const noexcept { return stats_; }
   std::size_t pending() const noexcept { return puts_.size() + gets_.size() + forwards_.size(); }
 
-  // Failure detector input: a dead node is skipped until marked alive.
+  /// Failure detector input: a dead node is skipped until marked alive.
   void mark_dead(node_id n) { down_.insert(n); }
   void mark_alive(node_id n) {
     down_.erase(n);
@@ -192,7 +199,7 @@ class replica {
     return it == suspect_.end() || it->second <= now;
   }
 
-  // The key's true replicas (first n ring nodes).
+  /// The key's true replicas (first n ring nodes).
   std::vector<node_id> replicas_of(std::string_view key, std::uint32_t n) const {
     auto pl = ring_.preference_list(key, n);
     return pl ? std::move(*pl) : std::vector<node_id>{};
@@ -236,23 +243,23 @@ class replica {
     return id;
   }
 
-  // A message from `from`: {} when taken, else what was wrong with it (a
-  // decode error, a sender that is not `from`, is this node or is not on the
-  // ring, invalid content); a rejected message is counted in stats().rejected.
-  // The bytes are a whole envelope; the second form takes one a dispatcher
-  // already checked (detail/message_handlers.hpp).
+  /// A message from `from`: {} when taken, else what was wrong with it (a
+  /// decode error, a sender that is not `from`, is this node or is not on the
+  /// ring, invalid content); a rejected message is counted in stats().rejected.
+  /// The bytes are a whole envelope; the second form takes one a dispatcher
+  /// already checked (detail/message_handlers.hpp).
   std::error_code receive(const node_id& from, std::span<const std::byte> bytes, time_point now);
   std::error_code receive(const node_id& from, const wire::envelope& env, time_point now);
 
-  // Runs what is due at `now`: request and replica timeouts, then hinted
-  // handoff and anti-entropy (with tombstone collection) when their periods
-  // come round (detail/schedule.hpp).
+  /// Runs what is due at `now`: request and replica timeouts, then hinted
+  /// handoff and anti-entropy (with tombstone collection) when their periods
+  /// come round (detail/schedule.hpp).
   void tick(time_point now);
-  // The earliest time tick() has work; nullopt when it has none until a call
-  // or a message comes (detail/schedule.hpp says exactly when).
+  /// The earliest time tick() has work; nullopt when it has none until a call
+  /// or a message comes (detail/schedule.hpp says exactly when).
   std::optional<time_point> next_wakeup() const noexcept;
 
-  // Anti-entropy exchanges this replica has started (a measure of rounds).
+  /// Anti-entropy exchanges this replica has started (a measure of rounds).
   std::uint64_t anti_entropy_rounds() const noexcept { return stats_.ae_sessions; }
 
  private:

@@ -1,35 +1,38 @@
-// Replica storage: the storage concept and the in-memory engine.
-//
-// A replica keeps, per key, a versioned_entry (siblings + causal context) and
-// changes it only by causal rules, so that whatever order writes, read repairs,
-// hinted handoffs and anti-entropy exchanges arrive in, replicas converge and
-// no write that a client's context did not cover is dropped:
-//  - put(key, context, value): a coordinator's write (dot in `value.version`);
-//    versions the client's context covers are replaced, others kept as siblings;
-//  - erase(key, context, dot): the same with a tombstone;
-//  - merge(key, entry): another replica's state, merged by dotted version
-//    vector sync (commutative, idempotent);
-//  - remove(key): physical removal, for tombstone garbage collection and for a
-//    fallback node that has handed a hinted key back to its owner;
-//  - for_each_in_range(begin, end, f): keys whose hash lies in [begin, end)
-//    (wrapping; begin == end is everything), in hash order, for anti-entropy;
-//  - next_counter(): a per-node counter that never repeats, for new dots; it is
-//    part of the durable state, like the entries.
-//
-//   dhtkit::memory_storage store;                    // memory_storage_config{} defaults
-//   dhtkit::versioned_value v;
-//   v.version = dhtkit::dot{dhtkit::node_id{1}, store.next_counter()};
-//   v.value = dhtkit::to_bytes("hello");
-//   auto written = store.put("greeting", dhtkit::version_vector{}, v);   // result<versioned_entry>
-//   std::optional<dhtkit::versioned_entry> got = store.get("greeting");  // one sibling
-//   auto deleted =
-//       store.erase("greeting", got->context(), dhtkit::dot{dhtkit::node_id{1}, store.next_counter()});
-//   // store.get("greeting")->siblings(): one tombstone
-//
-// memory_storage is the reference engine: an ordered map in memory. Its
-// limits: at most max_siblings versions per key (a write or merge beyond is
-// refused with errc::too_many_siblings, nothing changes; Riak's hard limit is
-// 100), at most max_keys keys (errc::limit_exceeded for a new key).
+/// @file
+/// Replica storage: the storage concept and the in-memory engine.
+///
+/// A replica keeps, per key, a versioned_entry (siblings + causal context) and
+/// changes it only by causal rules, so that whatever order writes, read repairs,
+/// hinted handoffs and anti-entropy exchanges arrive in, replicas converge and
+/// no write that a client's context did not cover is dropped:
+///  - put(key, context, value): a coordinator's write (dot in `value.version`);
+///    versions the client's context covers are replaced, others kept as siblings;
+///  - erase(key, context, dot): the same with a tombstone;
+///  - merge(key, entry): another replica's state, merged by dotted version
+///    vector sync (commutative, idempotent);
+///  - remove(key): physical removal, for tombstone garbage collection and for a
+///    fallback node that has handed a hinted key back to its owner;
+///  - for_each_in_range(begin, end, f): keys whose hash lies in [begin, end)
+///    (wrapping; begin == end is everything), in hash order, for anti-entropy;
+///  - next_counter(): a per-node counter that never repeats, for new dots; it is
+///    part of the durable state, like the entries.
+///
+/// @code
+/// dhtkit::memory_storage store;                    // memory_storage_config{} defaults
+/// dhtkit::versioned_value v;
+/// v.version = dhtkit::dot{dhtkit::node_id{1}, store.next_counter()};
+/// v.value = dhtkit::to_bytes("hello");
+/// auto written = store.put("greeting", dhtkit::version_vector{}, v);   // result<versioned_entry>
+/// std::optional<dhtkit::versioned_entry> got = store.get("greeting");  // one sibling
+/// auto deleted =
+///     store.erase("greeting", got->context(), dhtkit::dot{dhtkit::node_id{1}, store.next_counter()});
+/// // store.get("greeting")->siblings(): one tombstone
+/// @endcode
+///
+/// memory_storage is the reference engine: an ordered map in memory. Its
+/// limits: at most max_siblings versions per key (a write or merge beyond is
+/// refused with errc::too_many_siblings, nothing changes; Riak's hard limit is
+/// 100), at most max_keys keys (errc::limit_exceeded for a new key).
 #pragma once
 
 #include <concepts>
@@ -50,12 +53,13 @@
 
 namespace dhtkit {
 
+/// What a storage holds and has refused.
 struct storage_stats {
-  std::uint64_t keys = 0;               // entries stored, markers included
-  std::uint64_t siblings = 0;           // versions stored, tombstones included
-  std::uint64_t tombstones = 0;         // tombstone versions stored
-  std::uint64_t value_bytes = 0;        // bytes of live values
-  std::uint64_t rejected_siblings = 0;  // writes and merges refused with too_many_siblings
+  std::uint64_t keys = 0;               ///< entries stored, markers included
+  std::uint64_t siblings = 0;           ///< versions stored, tombstones included
+  std::uint64_t tombstones = 0;         ///< tombstone versions stored
+  std::uint64_t value_bytes = 0;        ///< bytes of live values
+  std::uint64_t rejected_siblings = 0;  ///< writes and merges refused with too_many_siblings
 };
 
 namespace detail {
@@ -65,6 +69,7 @@ struct storage_visitor {
 };
 }  // namespace detail
 
+/// What a replica needs from its storage (see storage.hpp).
 template <class S>
 concept storage = requires(S& s, const S& cs, std::string_view key, const version_vector& context,
                            const versioned_value& value, const versioned_entry& entry, dot d,
@@ -79,18 +84,20 @@ concept storage = requires(S& s, const S& cs, std::string_view key, const versio
   { s.next_counter() } -> std::same_as<std::uint64_t>;
 };
 
+/// Bounds of a basic_memory_storage.
 struct memory_storage_config {
-  // Most versions kept per key. Riak warns at 25 and refuses past 100; with
-  // dotted version vectors siblings only come from truly concurrent writes.
+  /// Most versions kept per key. Riak warns at 25 and refuses past 100; with
+  /// dotted version vectors siblings only come from truly concurrent writes.
   std::size_t max_siblings = 100;
-  // Most keys (markers of collected tombstones included).
+  /// Most keys (markers of collected tombstones included).
   std::size_t max_keys = 1 << 22;
 };
 
+/// The in-memory storage: a map ordered by key hash, bounded by memory_storage_config.
 template <key_hash Hash = default_key_hash>
 class basic_memory_storage {
  public:
-  // Throws std::invalid_argument for a zero limit.
+  /// Throws std::invalid_argument for a zero limit.
   explicit basic_memory_storage(memory_storage_config config = {}, Hash hash = {})
       : config_(config), hash_(std::move(hash)) {
     if (config_.max_siblings == 0)
@@ -139,7 +146,7 @@ class basic_memory_storage {
 
   bool remove(std::string_view key) { return entries_.erase(map_key(key)) > 0; }
 
-  // f(key, entry) for every key whose hash is in [begin, end), wrapping.
+  /// f(key, entry) for every key whose hash is in [begin, end), wrapping.
   template <class F>
   void for_each_in_range(std::uint64_t begin, std::uint64_t end, F&& f) const {
     auto visit = [&](auto first, auto last) {
@@ -203,6 +210,7 @@ class basic_memory_storage {
   std::uint64_t rejected_ = 0;
 };
 
+/// The in-memory storage with the default key hash.
 using memory_storage = basic_memory_storage<>;
 
 static_assert(storage<memory_storage>, "memory_storage must satisfy dhtkit::storage");
