@@ -1,41 +1,44 @@
-// A dhtkit transport over UDP, on Asio: one datagram per message, for gossip
-// (SWIM probes, membership deltas) where a lost message is cheaper than a
-// connection and every message fits a datagram.
-//
-// Messages are limited to max_message_size (default 1400 bytes: fits an
-// Ethernet MTU with room for IP/UDP headers and tunnels, so datagrams are not
-// fragmented). send() refuses a larger one with errc::message_too_large; the
-// receive buffer is one byte larger than the limit, so an oversized datagram
-// from the network is recognised (not silently truncated) and dropped.
-// The `from` endpoint is the datagram's source address, which is the sender's
-// bound endpoint: a udp_transport sends from the socket it receives on.
-// Bound to the IPv6 wildcard [::], the socket is dual-stack (IPV6_V6ONLY is
-// turned off where the system allows): IPv4 peers arrive as plain IPv4
-// endpoints and send() reaches them through their v4-mapped address. Bound to
-// any other IPv6 address it reaches only IPv6 peers, and an IPv4 socket only
-// IPv4 peers (send() fails with errc::unknown_peer at once).
-//
-// Threading: everything runs on one strand of the executor given to open();
-// there is no mutex. send() and stats() may be called from any thread. On the
-// strand, send() writes the datagram to the socket at once (no copy) when the
-// socket can take it, and otherwise queues a copy in a bounded queue
-// (send_queue_datagrams; beyond it errc::queue_full); from another thread it
-// copies the datagram and posts it to the strand, where an overflow is only
-// counted; at most send_queue_datagrams such copies are in transit to the
-// strand at once (beyond it errc::queue_full), so a thread sending faster
-// than the strand runs cannot grow memory without limit. set_receive_handler() and close() must be called on
-// the strand or while no thread runs the executor. close() drops queued datagrams (counted). A receive
-// handler may call send() and close(), and may replace itself.
-//
-//   asio::io_context io;
-//   auto a = dhtkit::udp_transport::open(io.get_executor(), {});
-//   auto b = dhtkit::udp_transport::open(io.get_executor(), {});
-//   b->set_receive_handler([](const dhtkit::endpoint& from, std::span<const std::byte> msg) {
-//     std::printf("%zu bytes from %s\n", msg.size(), from.to_string().c_str());
-//   });
-//   const std::byte ping[] = {std::byte{1}};
-//   std::error_code ec = a->send(b->local_endpoint(), ping);
-//   io.run_for(std::chrono::milliseconds(100));
+/// @file
+/// A dhtkit transport over UDP, on Asio: one datagram per message, for gossip
+/// (SWIM probes, membership deltas) where a lost message is cheaper than a
+/// connection and every message fits a datagram.
+///
+/// Messages are limited to max_message_size (default 1400 bytes: fits an
+/// Ethernet MTU with room for IP/UDP headers and tunnels, so datagrams are not
+/// fragmented). send() refuses a larger one with errc::message_too_large; the
+/// receive buffer is one byte larger than the limit, so an oversized datagram
+/// from the network is recognised (not silently truncated) and dropped.
+/// The `from` endpoint is the datagram's source address, which is the sender's
+/// bound endpoint: a udp_transport sends from the socket it receives on.
+/// Bound to the IPv6 wildcard [::], the socket is dual-stack (IPV6_V6ONLY is
+/// turned off where the system allows): IPv4 peers arrive as plain IPv4
+/// endpoints and send() reaches them through their v4-mapped address. Bound to
+/// any other IPv6 address it reaches only IPv6 peers, and an IPv4 socket only
+/// IPv4 peers (send() fails with errc::unknown_peer at once).
+///
+/// Threading: everything runs on one strand of the executor given to open();
+/// there is no mutex. send() and stats() may be called from any thread. On the
+/// strand, send() writes the datagram to the socket at once (no copy) when the
+/// socket can take it, and otherwise queues a copy in a bounded queue
+/// (send_queue_datagrams; beyond it errc::queue_full); from another thread it
+/// copies the datagram and posts it to the strand, where an overflow is only
+/// counted; at most send_queue_datagrams such copies are in transit to the
+/// strand at once (beyond it errc::queue_full), so a thread sending faster
+/// than the strand runs cannot grow memory without limit. set_receive_handler() and close() must be called on
+/// the strand or while no thread runs the executor. close() drops queued datagrams (counted). A receive
+/// handler may call send() and close(), and may replace itself.
+///
+/// @code
+/// asio::io_context io;
+/// auto a = dhtkit::udp_transport::open(io.get_executor(), {});
+/// auto b = dhtkit::udp_transport::open(io.get_executor(), {});
+/// b->set_receive_handler([](const dhtkit::endpoint& from, std::span<const std::byte> msg) {
+///   std::printf("%zu bytes from %s\n", msg.size(), from.to_string().c_str());
+/// });
+/// const std::byte ping[] = {std::byte{1}};
+/// std::error_code ec = a->send(b->local_endpoint(), ping);
+/// io.run_for(std::chrono::milliseconds(100));
+/// @endcode
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -66,20 +69,21 @@
 
 namespace dhtkit {
 
+/// Configuration of a udp_transport.
 struct udp_transport_config {
-  // Where to bind; also the source address of every datagram sent. Port 0
-  // picks an ephemeral port (see local_endpoint()). [::] is dual-stack.
+  /// Where to bind; also the source address of every datagram sent. Port 0
+  /// picks an ephemeral port (see local_endpoint()). [::] is dual-stack.
   endpoint bind = endpoint::loopback_v4(0);
-  // Largest datagram payload accepted by send() and delivered on receive;
-  // 1400 bytes keeps datagrams under a 1500-byte MTU. At most 65507 (the IPv4
-  // UDP limit).
+  /// Largest datagram payload accepted by send() and delivered on receive;
+  /// 1400 bytes keeps datagrams under a 1500-byte MTU. At most 65507 (the IPv4
+  /// UDP limit).
   std::size_t max_message_size = 1400;
-  // Datagrams waiting for the socket to become writable; beyond it send()
-  // fails with errc::queue_full (a kernel buffer full of datagrams already
-  // means the network cannot keep up).
+  /// Datagrams waiting for the socket to become writable; beyond it send()
+  /// fails with errc::queue_full (a kernel buffer full of datagrams already
+  /// means the network cannot keep up).
   std::size_t send_queue_datagrams = 1024;
-  // SO_RCVBUF / SO_SNDBUF request in bytes; 0 keeps the system default. A
-  // larger receive buffer loses fewer datagrams in bursts.
+  /// SO_RCVBUF / SO_SNDBUF request in bytes; 0 keeps the system default. A
+  /// larger receive buffer loses fewer datagrams in bursts.
   std::size_t socket_buffer_bytes = 0;
 
   void validate() const {
@@ -92,14 +96,16 @@ struct udp_transport_config {
   }
 };
 
-// Counters, readable from any thread.
+/// The UDP transport's counters.
+///
+/// Counters, readable from any thread.
 struct udp_transport_stats {
-  std::uint64_t datagrams_sent = 0;      // handed to the kernel
-  std::uint64_t datagrams_received = 0;  // handed to the receive handler
-  std::uint64_t dropped_queue_full = 0;  // refused because the send queue was full
-  std::uint64_t send_errors = 0;         // the kernel refused a datagram (e.g. no route)
-  std::uint64_t oversize_received = 0;   // inbound datagrams over max_message_size, dropped
-  std::uint64_t dropped_on_close = 0;    // still queued when the transport closed
+  std::uint64_t datagrams_sent = 0;      ///< handed to the kernel
+  std::uint64_t datagrams_received = 0;  ///< handed to the receive handler
+  std::uint64_t dropped_queue_full = 0;  ///< refused because the send queue was full
+  std::uint64_t send_errors = 0;         ///< the kernel refused a datagram (e.g. no route)
+  std::uint64_t oversize_received = 0;   ///< inbound datagrams over max_message_size, dropped
+  std::uint64_t dropped_on_close = 0;    ///< still queued when the transport closed
 };
 
 namespace detail::udp {
@@ -264,12 +270,13 @@ class impl : public std::enable_shared_from_this<impl> {
 
 }  // namespace detail::udp
 
+/// A dhtkit::transport over UDP on Asio: one datagram per message (see asio_udp.hpp).
 class udp_transport {
  public:
   using endpoint_type = endpoint;
 
-  // Binds; the error if that fails. Throws std::invalid_argument for an
-  // invalid configuration.
+  /// Binds; the error if that fails. Throws std::invalid_argument for an
+  /// invalid configuration.
   static result<udp_transport> open(asio::any_io_executor ex, udp_transport_config cfg = {}) {
     cfg.validate();
     auto p = std::make_shared<detail::udp::impl>(std::move(ex), std::move(cfg));
@@ -292,8 +299,8 @@ class udp_transport {
 
   endpoint local_endpoint() const { return impl_ ? impl_->local() : endpoint{}; }
   std::size_t max_message_size() const { return impl_ ? impl_->config().max_message_size : 0; }
-  // Precondition for config() and get_executor(): the transport has not been
-  // moved from (every other member is safe on a moved-from transport).
+  /// Precondition for config() and get_executor(): the transport has not been
+  /// moved from (every other member is safe on a moved-from transport).
   const udp_transport_config& config() const {
     assert(impl_ && "config() on a moved-from udp_transport");
     return impl_->config();

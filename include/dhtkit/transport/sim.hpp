@@ -1,38 +1,41 @@
-// The deterministic network simulator.
-//
-// Protocol cores do no I/O, so they can be driven by a simulated network as
-// easily as by sockets. sim::network holds many endpoints in one process and
-// advances in virtual time: nothing happens between events, so a minute of
-// simulated gossip runs in milliseconds and a test can step one event at a
-// time. Every fault the protocols must survive is available -- latency with
-// jitter, loss, duplication, reordering, partitions (including one-way cuts),
-// clogged links, node crash and restart with or without state -- and every
-// random choice comes from one seeded engine with a fixed algorithm, so the
-// same seed replays the same run byte for byte on every platform. The running
-// hash of the trace (trace_hash()) is how a test proves it; print the seed of
-// a failing randomized run and replay exactly that run.
-//
-// Each endpoint's node_transport satisfies dhtkit::transport, so a driver
-// written against the concept runs here unchanged.
-//
-//   dhtkit::sim::network_config config;
-//   config.link.loss = 0.01;                       // 1% of messages vanish
-//   dhtkit::sim::network net(/*seed=*/42, config);
-//   auto& a = net.add_endpoint();
-//   auto& b = net.add_endpoint();
-//   b.set_receive_handler([&b](const dhtkit::sim::endpoint& from, std::span<const std::byte> m) {
-//     (void)b.send(from, m);                       // echo
-//   });
-//   int echoes = 0;
-//   a.set_receive_handler([&](const dhtkit::sim::endpoint&, std::span<const std::byte>) { ++echoes; });
-//   a.schedule_after(dhtkit::millis(10), [&] {     // a timer owned by a: a crash cancels it
-//     const std::byte ping[] = {std::byte{1}, std::byte{2}};
-//     (void)a.send(b.local_endpoint(), ping);
-//   });
-//   net.cut(b.local_endpoint(), a.local_endpoint());   // b -> a only: echoes are dropped
-//   net.run_for(dhtkit::millis(100));
-//   net.heal_all();
-//   std::uint64_t fingerprint = net.trace_hash();  // equal for equal seeds
+/// @file
+/// The deterministic network simulator.
+///
+/// Protocol cores do no I/O, so they can be driven by a simulated network as
+/// easily as by sockets. sim::network holds many endpoints in one process and
+/// advances in virtual time: nothing happens between events, so a minute of
+/// simulated gossip runs in milliseconds and a test can step one event at a
+/// time. Every fault the protocols must survive is available -- latency with
+/// jitter, loss, duplication, reordering, partitions (including one-way cuts),
+/// clogged links, node crash and restart with or without state -- and every
+/// random choice comes from one seeded engine with a fixed algorithm, so the
+/// same seed replays the same run byte for byte on every platform. The running
+/// hash of the trace (trace_hash()) is how a test proves it; print the seed of
+/// a failing randomized run and replay exactly that run.
+///
+/// Each endpoint's node_transport satisfies dhtkit::transport, so a driver
+/// written against the concept runs here unchanged.
+///
+/// @code
+/// dhtkit::sim::network_config config;
+/// config.link.loss = 0.01;                       // 1% of messages vanish
+/// dhtkit::sim::network net(/*seed=*/42, config);
+/// auto& a = net.add_endpoint();
+/// auto& b = net.add_endpoint();
+/// b.set_receive_handler([&b](const dhtkit::sim::endpoint& from, std::span<const std::byte> m) {
+///   (void)b.send(from, m);                       // echo
+/// });
+/// int echoes = 0;
+/// a.set_receive_handler([&](const dhtkit::sim::endpoint&, std::span<const std::byte>) { ++echoes; });
+/// a.schedule_after(dhtkit::millis(10), [&] {     // a timer owned by a: a crash cancels it
+///   const std::byte ping[] = {std::byte{1}, std::byte{2}};
+///   (void)a.send(b.local_endpoint(), ping);
+/// });
+/// net.cut(b.local_endpoint(), a.local_endpoint());   // b -> a only: echoes are dropped
+/// net.run_for(dhtkit::millis(100));
+/// net.heal_all();
+/// std::uint64_t fingerprint = net.trace_hash();  // equal for equal seeds
+/// @endcode
 #pragma once
 
 #include <algorithm>
@@ -62,8 +65,8 @@
 
 namespace dhtkit::sim {
 
-// The simulator's address: a small integer handed out by add_endpoint(),
-// starting at 1, so a default-constructed endpoint{} is never reachable.
+/// The simulator's address: a small integer handed out by add_endpoint(),
+/// starting at 1, so a default-constructed endpoint{} is never reachable.
 struct endpoint {
   std::uint32_t id = 0;
 
@@ -71,73 +74,78 @@ struct endpoint {
 
   std::string to_string() const { return "sim:" + std::to_string(id); }
 
-  // Protocols carry addresses inside messages (a Chord successor list, a SWIM
-  // member's address), so a simulated address must encode like a real one.
+  /// Protocols carry addresses inside messages (a Chord successor list, a SWIM
+  /// member's address), so a simulated address must encode like a real one.
   template <class Archive>
   void serialize(Archive& ar) {
     ar(id);
   }
 };
 
-// The faults of one directed link. The one-way delay of a message is
-//   max(latency_min, latency_mean + U[-jitter, +jitter])
-// (U uniform over whole nanoseconds), plus, with probability `reorder`, an
-// extra U[0, reorder_delay). Jitter alone already reorders messages sent
-// closer together than the jitter; `reorder` models the rarer packet that is
-// overtaken by many later ones.
+/// The faults of one directed link. The one-way delay of a message is
+/// @code
+/// max(latency_min, latency_mean + U[-jitter, +jitter])
+/// @endcode
+/// (U uniform over whole nanoseconds), plus, with probability `reorder`, an
+/// extra U[0, reorder_delay). Jitter alone already reorders messages sent
+/// closer together than the jitter; `reorder` models the rarer packet that is
+/// overtaken by many later ones.
 struct link_config {
-  duration latency_min = micros(200);   // no message is faster than this
-  duration latency_mean = millis(1);    // the centre of the uniform delay
-  duration jitter = micros(500);        // half-width of the uniform delay around the mean
-  double loss = 0.0;                    // probability a message is dropped
-  double duplicate = 0.0;               // probability a message is delivered twice (independent delays)
-  double reorder = 0.0;                 // probability a message gets the extra reorder delay
-  duration reorder_delay = millis(10);  // upper bound of that extra delay
+  duration latency_min = micros(200);   ///< no message is faster than this
+  duration latency_mean = millis(1);    ///< the centre of the uniform delay
+  duration jitter = micros(500);        ///< half-width of the uniform delay around the mean
+  double loss = 0.0;                    ///< probability a message is dropped
+  double duplicate = 0.0;               ///< probability a message is delivered twice (independent delays)
+  double reorder = 0.0;                 ///< probability a message gets the extra reorder delay
+  duration reorder_delay = millis(10);  ///< upper bound of that extra delay
 };
 
+/// Configuration of a sim::network: link faults and bounds.
 struct network_config {
-  link_config link{};                        // every link's faults, unless set_link() overrides one
-  std::size_t max_message_size = 64 * 1024;  // send() refuses larger messages (message_too_large)
-  std::size_t max_in_flight = 1 << 20;  // messages on the wire at once; beyond, send() drops (queue_full)
-  std::size_t max_in_flight_bytes = 256 << 20;  // their total payload bytes, likewise
-  std::size_t max_timers = 1 << 20;             // pending timers; beyond, scheduling throws std::length_error
+  link_config link{};                        ///< every link's faults, unless set_link() overrides one
+  std::size_t max_message_size = 64 * 1024;  ///< send() refuses larger messages (message_too_large)
+  std::size_t max_in_flight = 1 << 20;  ///< messages on the wire at once; beyond, send() drops (queue_full)
+  std::size_t max_in_flight_bytes = 256 << 20;  ///< their total payload bytes, likewise
+  std::size_t max_timers = 1 << 20;  ///< pending timers; beyond, scheduling throws std::length_error
 };
 
-// What a trace records. Every event the network processes is one record:
-// its canonical encoding feeds trace_hash(), and the trace sink (if any)
-// receives it as a trace_event.
+/// What a trace records. Every event the network processes is one record:
+/// its canonical encoding feeds trace_hash(), and the trace sink (if any)
+/// receives it as a trace_event.
 enum class trace_kind : std::uint8_t {
-  send = 1,   // send() accepted a message (from, to, size)
-  deliver,    // the receive handler was called
-  drop,       // the message was dropped; `reason` says why
-  duplicate,  // a second copy of the message was put on the wire
-  hold,       // delivery postponed: the link is clogged
-  timer,      // a timer fired (from = its owner, or endpoint{} for a network timer)
-  crash,      // endpoint `from` crashed
-  restart,    // endpoint `from` restarted (detail = 1 if it kept its state)
-  close,      // endpoint `from` closed its transport
-  cut,        // link from -> to cut
-  heal,       // link from -> to healed
-  clog,       // link from -> to clogged until at + detail nanoseconds
+  send = 1,   ///< send() accepted a message (from, to, size)
+  deliver,    ///< the receive handler was called
+  drop,       ///< the message was dropped; `reason` says why
+  duplicate,  ///< a second copy of the message was put on the wire
+  hold,       ///< delivery postponed: the link is clogged
+  timer,      ///< a timer fired (from = its owner, or endpoint{} for a network timer)
+  crash,      ///< endpoint `from` crashed
+  restart,    ///< endpoint `from` restarted (detail = 1 if it kept its state)
+  close,      ///< endpoint `from` closed its transport
+  cut,        ///< link from -> to cut
+  heal,       ///< link from -> to healed
+  clog,       ///< link from -> to clogged until at + detail nanoseconds
 };
 
+/// Why the network dropped a message.
 enum class drop_reason : std::uint8_t {
   none = 0,
-  loss,        // the link's loss probability
-  partition,   // the link was cut when the message was sent or due
-  crash,       // the destination was down (crashed or closed), or restarted since the send
-  overflow,    // max_in_flight or max_in_flight_bytes reached
-  no_handler,  // the destination has no receive handler (restarted without state, not yet rebuilt)
+  loss,        ///< the link's loss probability
+  partition,   ///< the link was cut when the message was sent or due
+  crash,       ///< the destination was down (crashed or closed), or restarted since the send
+  overflow,    ///< max_in_flight or max_in_flight_bytes reached
+  no_handler,  ///< the destination has no receive handler (restarted without state, not yet rebuilt)
 };
 
+/// One record of the network's trace.
 struct trace_event {
   time_point at{};
   trace_kind kind = trace_kind::send;
   drop_reason reason = drop_reason::none;
   endpoint from{};
   endpoint to{};
-  std::uint64_t size = 0;    // message bytes, for message events
-  std::uint64_t detail = 0;  // timer id, keep_state flag or clog length, by kind
+  std::uint64_t size = 0;    ///< message bytes, for message events
+  std::uint64_t detail = 0;  ///< timer id, keep_state flag or clog length, by kind
 };
 
 inline std::string_view to_string(trace_kind k) noexcept {
@@ -188,7 +196,7 @@ inline std::string_view to_string(drop_reason r) noexcept {
   return "?";
 }
 
-// One line per event, e.g. "1250000ns drop(loss) sim:1->sim:2 size=40 detail=0".
+/// One line per event, e.g. "1250000ns drop(loss) sim:1->sim:2 size=40 detail=0".
 inline std::string to_string(const trace_event& e) {
   std::string s = std::to_string(e.at.time_since_epoch().count()) + "ns " + std::string(to_string(e.kind));
   if (e.kind == trace_kind::drop) s += "(" + std::string(to_string(e.reason)) + ")";
@@ -197,42 +205,44 @@ inline std::string to_string(const trace_event& e) {
   return s;
 }
 
-// Counters over the network's lifetime. Conservation: every message accepted
-// by send(), and every duplicate, is eventually delivered or dropped, so
-//   sent + duplicated == delivered + dropped_*(all) + network::in_flight().
+/// Counters over the network's lifetime. Conservation: every message accepted
+/// by send(), and every duplicate, is eventually delivered or dropped, so
+/// @code
+/// sent + duplicated == delivered + dropped_*(all) + network::in_flight().
+/// @endcode
 struct network_stats {
-  std::uint64_t sent = 0;                // messages send() accepted (passed size, state and address checks)
-  std::uint64_t delivered = 0;           // receive handler calls
-  std::uint64_t duplicated = 0;          // extra copies put on the wire
-  std::uint64_t reordered = 0;           // messages given the extra reorder delay
-  std::uint64_t held = 0;                // deliveries postponed by a clog (counted per postponement)
-  std::uint64_t dropped_loss = 0;        // drop_reason::loss
-  std::uint64_t dropped_partition = 0;   // drop_reason::partition
-  std::uint64_t dropped_crash = 0;       // drop_reason::crash
-  std::uint64_t dropped_overflow = 0;    // drop_reason::overflow
-  std::uint64_t dropped_no_handler = 0;  // drop_reason::no_handler
-  std::uint64_t timers_fired = 0;        // timer callbacks run
-  std::uint64_t timers_discarded = 0;    // timers whose owner crashed, closed or restarted first
+  std::uint64_t sent = 0;                ///< messages send() accepted (passed size, state and address checks)
+  std::uint64_t delivered = 0;           ///< receive handler calls
+  std::uint64_t duplicated = 0;          ///< extra copies put on the wire
+  std::uint64_t reordered = 0;           ///< messages given the extra reorder delay
+  std::uint64_t held = 0;                ///< deliveries postponed by a clog (counted per postponement)
+  std::uint64_t dropped_loss = 0;        ///< drop_reason::loss
+  std::uint64_t dropped_partition = 0;   ///< drop_reason::partition
+  std::uint64_t dropped_crash = 0;       ///< drop_reason::crash
+  std::uint64_t dropped_overflow = 0;    ///< drop_reason::overflow
+  std::uint64_t dropped_no_handler = 0;  ///< drop_reason::no_handler
+  std::uint64_t timers_fired = 0;        ///< timer callbacks run
+  std::uint64_t timers_discarded = 0;    ///< timers whose owner crashed, closed or restarted first
 
   std::uint64_t dropped() const noexcept {
     return dropped_loss + dropped_partition + dropped_crash + dropped_overflow + dropped_no_handler;
   }
 };
 
-// A timer handle; 0 is never a valid one.
+/// A timer handle; 0 is never a valid one.
 using timer_id = std::uint64_t;
 
 class network;
 
-// One endpoint's view of the network: a dhtkit::transport. Owned by the
-// network (references stay valid for its lifetime); neither copyable nor
-// movable.
-//
-// Lifecycle: up after add_endpoint(); network::crash() takes it down (send
-// returns errc::shut_down, nothing is delivered, its timers and every message
-// in flight to it are discarded); network::restart() brings it up again as a
-// new incarnation. close() is the endpoint's own, permanent shutdown -- until a
-// restart, which models a new process binding the same address.
+/// One endpoint's view of the network: a dhtkit::transport. Owned by the
+/// network (references stay valid for its lifetime); neither copyable nor
+/// movable.
+///
+/// Lifecycle: up after add_endpoint(); network::crash() takes it down (send
+/// returns errc::shut_down, nothing is delivered, its timers and every message
+/// in flight to it are discarded); network::restart() brings it up again as a
+/// new incarnation. close() is the endpoint's own, permanent shutdown -- until a
+/// restart, which models a new process binding the same address.
 class node_transport {
  public:
   using endpoint_type = endpoint;
@@ -243,25 +253,25 @@ class node_transport {
   endpoint local_endpoint() const noexcept { return self_; }
   std::size_t max_message_size() const noexcept;
 
-  // Copies the message; the caller's span may die on return. Errors:
-  // shut_down (closed or crashed), message_too_large, unknown_peer (an
-  // endpoint this network never handed out), queue_full (max_in_flight
-  // reached). A message lost or cut by a fault still returns success: the
-  // sender cannot know.
+  /// Copies the message; the caller's span may die on return. Errors:
+  /// shut_down (closed or crashed), message_too_large, unknown_peer (an
+  /// endpoint this network never handed out), queue_full (max_in_flight
+  /// reached). A message lost or cut by a fault still returns success: the
+  /// sender cannot know.
   std::error_code send(const endpoint& to, std::span<const std::byte> message);
 
-  // May be called from inside the handler itself (e.g. to install a rebuilt core).
+  /// May be called from inside the handler itself (e.g. to install a rebuilt core).
   void set_receive_handler(basic_receive_handler<endpoint> handler) { handler_.set(std::move(handler)); }
 
   void close();
 
   bool is_up() const noexcept { return up_; }
   bool is_closed() const noexcept { return closed_; }
-  // How many times the endpoint has been restarted.
+  /// How many times the endpoint has been restarted.
   std::uint64_t incarnation() const noexcept { return incarnation_; }
 
-  // Timers owned by this endpoint: discarded if it crashes, closes or restarts
-  // before they are due, so a restarted node never runs its old self's ticks.
+  /// Timers owned by this endpoint: discarded if it crashes, closes or restarts
+  /// before they are due, so a restarted node never runs its old self's ticks.
   timer_id schedule_at(time_point at, std::function<void()> callback);
   timer_id schedule_after(duration delay, std::function<void()> callback);
 
@@ -285,9 +295,11 @@ class node_transport {
 
 static_assert(dhtkit::transport<node_transport>, "sim::node_transport must satisfy dhtkit::transport");
 
+/// The simulated network: endpoints, links with faults, timers, and virtual
+/// time that advances from event to event (see sim.hpp).
 class network {
  public:
-  // Throws std::invalid_argument for an inconsistent configuration.
+  /// Throws std::invalid_argument for an inconsistent configuration.
   explicit network(std::uint64_t seed, network_config config = {})
       : seed_(seed), config_(config), rng_(seed), default_link_(compile(config.link, "config.link")) {
     if (config_.max_message_size == 0 || config_.max_message_size > max_allowed_message_size) {
@@ -317,7 +329,7 @@ class network {
 
   bool knows(endpoint e) const noexcept { return e.id >= 1 && e.id <= nodes_.size(); }
   std::size_t endpoint_count() const noexcept { return nodes_.size(); }
-  // Throws std::invalid_argument for an endpoint this network never handed out.
+  /// Throws std::invalid_argument for an endpoint this network never handed out.
   node_transport& transport(endpoint e) { return node(e); }
 
   // ---- time and timers ----------------------------------------------------
@@ -326,16 +338,16 @@ class network {
   std::uint64_t seed() const noexcept { return seed_; }
   const network_config& config() const noexcept { return config_; }
 
-  // Network-owned timers, cancelled only by cancel(). A time in the past means
-  // "now" (after the events already due now). Throws std::length_error beyond
-  // max_timers pending timers: a runaway timer loop is a bug, not load.
+  /// Network-owned timers, cancelled only by cancel(). A time in the past means
+  /// "now" (after the events already due now). Throws std::length_error beyond
+  /// max_timers pending timers: a runaway timer loop is a bug, not load.
   timer_id schedule_at(time_point at, std::function<void()> callback) {
     return add_timer(0, 0, at, std::move(callback));
   }
   timer_id schedule_after(duration delay, std::function<void()> callback) {
     return schedule_at(later(now_, delay), std::move(callback));
   }
-  // Endpoint-owned timers (see node_transport::schedule_at).
+  /// Endpoint-owned timers (see node_transport::schedule_at).
   timer_id schedule_at(endpoint owner, time_point at, std::function<void()> callback) {
     node_transport& t = node(owner);
     return add_timer(owner.id, t.epoch_, at, std::move(callback));
@@ -343,7 +355,7 @@ class network {
   timer_id schedule_after(endpoint owner, duration delay, std::function<void()> callback) {
     return schedule_at(owner, later(now_, delay), std::move(callback));
   }
-  // True if the timer was pending (it will not fire).
+  /// True if the timer was pending (it will not fire).
   bool cancel(timer_id id) {
     if (timers_.erase(id) == 0) return false;
     compact_cancelled_timers();
@@ -355,7 +367,7 @@ class network {
   // callback (std::logic_error): events run one at a time, in (time, sequence)
   // order, so ties are broken by the order they were scheduled in.
 
-  // Runs the next event, advancing now() to its time. False if there is none.
+  /// Runs the next event, advancing now() to its time. False if there is none.
   bool step() {
     run_guard guard(*this);
     while (!queue_.empty()) {
@@ -364,8 +376,8 @@ class network {
     return false;
   }
 
-  // Runs every event due at or before t, then sets now() to t (if later).
-  // Returns how many events ran.
+  /// Runs every event due at or before t, then sets now() to t (if later).
+  /// Returns how many events ran.
   std::size_t run_until(time_point t) {
     run_guard guard(*this);
     std::size_t ran = 0;
@@ -378,9 +390,9 @@ class network {
 
   std::size_t run_for(duration d) { return run_until(later(now_, d)); }
 
-  // Runs events until done() holds (checked before the first and after every
-  // event) or the next event is past `deadline`; in the latter case now()
-  // becomes the deadline. Returns done().
+  /// Runs events until done() holds (checked before the first and after every
+  /// event) or the next event is past `deadline`; in the latter case now()
+  /// becomes the deadline. Returns done().
   template <class Pred>
   bool run_until(time_point deadline, Pred done) {
     if (done()) return true;
@@ -394,8 +406,8 @@ class network {
     return done();
   }
 
-  // Runs events until none is left or max_events have run; true if idle.
-  // (With periodic timers a network is never idle: that is what the bound is for.)
+  /// Runs events until none is left or max_events have run; true if idle.
+  /// (With periodic timers a network is never idle: that is what the bound is for.)
   bool run_until_idle(std::size_t max_events) {
     run_guard guard(*this);
     std::size_t ran = 0;
@@ -405,7 +417,7 @@ class network {
     return queue_.empty();
   }
 
-  // Scheduled events (messages and timers, including cancelled timers not yet due).
+  /// Scheduled events (messages and timers, including cancelled timers not yet due).
   std::size_t pending_events() const noexcept { return queue_.size(); }
   std::size_t in_flight() const noexcept { return in_flight_; }
 
@@ -413,8 +425,8 @@ class network {
   // Endpoints must have been handed out by this network (std::invalid_argument
   // otherwise). Each fault is recorded in the trace.
 
-  // Overrides the faults of the directed link from -> to (std::invalid_argument
-  // for an invalid link_config). reset_link() returns it to config().link.
+  /// Overrides the faults of the directed link from -> to (std::invalid_argument
+  /// for an invalid link_config). reset_link() returns it to config().link.
   void set_link(endpoint from, endpoint to, const link_config& link) {
     check_pair(from, to);
     links_[key(from, to)].override_params = compile(link, "set_link");
@@ -424,32 +436,32 @@ class network {
     if (auto it = links_.find(key(from, to)); it != links_.end()) it->second.override_params.reset();
   }
 
-  // One direction only: from -> to is dropped (at send and at delivery, so
-  // messages already in flight are lost too); to -> from still flows.
+  /// One direction only: from -> to is dropped (at send and at delivery, so
+  /// messages already in flight are lost too); to -> from still flows.
   void cut(endpoint from, endpoint to) {
     check_pair(from, to);
     links_[key(from, to)].cut = true;
     record(trace_kind::cut, drop_reason::none, from, to, 0, 0);
   }
-  // Both directions.
+  /// Both directions.
   void partition(endpoint a, endpoint b) {
     cut(a, b);
     cut(b, a);
   }
-  // Cuts e off from every other endpoint, both ways.
+  /// Cuts e off from every other endpoint, both ways.
   void isolate(endpoint e) {
     node(e);
     for (std::uint32_t id = 1; id <= nodes_.size(); ++id) {
       if (id != e.id) partition(e, endpoint{id});
     }
   }
-  // Both directions.
+  /// Both directions.
   void heal(endpoint a, endpoint b) {
     check_pair(a, b);
     heal_one(a, b);
     heal_one(b, a);
   }
-  // Every cut of the network (clogs and link overrides stay).
+  /// Every cut of the network (clogs and link overrides stay).
   void heal_all() {
     // Heal in endpoint order, not hash-map order, so the trace is deterministic.
     std::vector<std::uint64_t> cut_links;
@@ -461,10 +473,10 @@ class network {
       heal_one(endpoint{static_cast<std::uint32_t>(k >> 32)}, endpoint{static_cast<std::uint32_t>(k)});
     }
   }
-  // Holds every message on from -> to that falls due in the next `length`
-  // (and every one sent meanwhile) until the clog ends, then delivers them:
-  // unlike a cut, a clog delays and never drops. Clogging an already clogged
-  // link extends it if the new end is later.
+  /// Holds every message on from -> to that falls due in the next `length`
+  /// (and every one sent meanwhile) until the clog ends, then delivers them:
+  /// unlike a cut, a clog delays and never drops. Clogging an already clogged
+  /// link extends it if the new end is later.
   void clog(endpoint from, endpoint to, duration length) {
     check_pair(from, to);
     const time_point until = later(now_, std::max(length, duration::zero()));
@@ -474,10 +486,10 @@ class network {
            static_cast<std::uint64_t>((state.clog_until - now_).count()));
   }
 
-  // The endpoint stops sending and receiving: its sends fail with shut_down,
-  // messages in flight to it are dropped (even if it restarts before they are
-  // due), its timers are discarded. Messages it sent before are already on the
-  // wire and still arrive. Crashing a down endpoint does nothing.
+  /// The endpoint stops sending and receiving: its sends fail with shut_down,
+  /// messages in flight to it are dropped (even if it restarts before they are
+  /// due), its timers are discarded. Messages it sent before are already on the
+  /// wire and still arrive. Crashing a down endpoint does nothing.
   void crash(endpoint e) {
     node_transport& t = node(e);
     if (!t.up_) return;
@@ -486,18 +498,18 @@ class network {
     record(trace_kind::crash, drop_reason::none, e, endpoint{}, 0, 0);
   }
 
-  // Brings the endpoint back (a restart of a live endpoint is a crash and a
-  // restart at the same instant) and returns its transport, same object, same
-  // endpoint, incarnation() + 1. Timers never survive: the driver re-arms them.
-  //   keep_state = true:  the process kept its memory (a pause, a network
-  //                        blip): the receive handler stays installed.
-  //   keep_state = false: the process lost everything: the receive handler is
-  //                        removed (messages arriving before a new one is set
-  //                        are dropped as no_handler), so the driver must
-  //                        build a fresh core and install its handler.
-  // The restart hook, if set, is called with the transport and keep_state
-  // right after, which lets a randomized fault schedule restart nodes without
-  // knowing how to rebuild them.
+  /// Brings the endpoint back (a restart of a live endpoint is a crash and a
+  /// restart at the same instant) and returns its transport, same object, same
+  /// endpoint, incarnation() + 1. Timers never survive: the driver re-arms them.
+  ///  - keep_state = true: the process kept its memory (a pause, a network
+  ///    blip): the receive handler stays installed.
+  ///  - keep_state = false: the process lost everything: the receive handler is
+  ///    removed (messages arriving before a new one is set are dropped as
+  ///    no_handler), so the driver must build a fresh core and install its handler.
+  ///
+  /// The restart hook, if set, is called with the transport and keep_state
+  /// right after, which lets a randomized fault schedule restart nodes without
+  /// knowing how to rebuild them.
   node_transport& restart(endpoint e, bool keep_state) {
     node_transport& t = node(e);
     t.up_ = true;
@@ -516,11 +528,11 @@ class network {
 
   // ---- observation --------------------------------------------------------
 
-  // A running XXH64 over the canonical encoding of every trace record so far
-  // (each record hashed with the previous hash as seed). Equal seeds and equal
-  // driver code give equal hashes, on every platform.
+  /// A running XXH64 over the canonical encoding of every trace record so far
+  /// (each record hashed with the previous hash as seed). Equal seeds and equal
+  /// driver code give equal hashes, on every platform.
   std::uint64_t trace_hash() const noexcept { return trace_hash_; }
-  // Called with every trace record, in order (e.g. to print a failing run).
+  /// Called with every trace record, in order (e.g. to print a failing run).
   void set_trace_sink(std::function<void(const trace_event&)> sink) { sink_.set(std::move(sink)); }
   const network_stats& stats() const noexcept { return stats_; }
 

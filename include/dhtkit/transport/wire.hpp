@@ -1,60 +1,65 @@
-// The wire codec: protocol messages to bytes and back, safely.
-//
-// Protocol messages are plain structs with a cereal `serialize` and a 16-bit
-// type tag. `wire::encode` writes one inside a small versioned envelope;
-// `wire::decode_envelope` + `wire::decode_payload`, or a `wire::codec` over a
-// set of message types, turn untrusted bytes back into a message. Decoding
-// never trusts the input: the payload length, every container count and
-// string length and the type tag are checked against `wire_limits` (and
-// against the bytes actually present) before anything is allocated, so one
-// decode allocates O(message size); every way the bytes can be wrong is an
-// error code, and no exception ever leaves a decoder (they are all noexcept).
-//
-//   struct ping {
-//     static constexpr std::uint16_t wire_type = 1;
-//     std::uint64_t seq = 0;
-//     template <class Archive> void serialize(Archive& ar) { ar(seq); }
-//   };
-//   struct pong { static constexpr std::uint16_t wire_type = 2; std::uint64_t seq = 0;
-//                 template <class Archive> void serialize(Archive& ar) { ar(seq); } };
-//
-//   dhtkit::wire::codec<ping, pong> codec;                  // default wire_limits
-//   auto bytes = codec.encode(ping{7}, dhtkit::node_id{42});  // result<std::vector<std::byte>>
-//   auto got = codec.decode(*bytes);                          // result<codec<ping, pong>::decoded>
-//   if (got && std::holds_alternative<ping>(got->message)) { /* got->sender == node_id{42} */ }
-//
-// A node that runs several protocols decodes each envelope once
-// (decode_envelope), picks the protocol by the tag's range (wire_tags.hpp)
-// and hands the checked envelope to that protocol's codec.decode(envelope).
-//
-// Envelope layout (all integers little-endian, 24-byte fixed header):
-//
-//   | offset | size | field          | meaning                                            |
-//   |-------:|-----:|----------------|----------------------------------------------------|
-//   |      0 |    4 | magic          | "DHTK" (0x44 0x48 0x54 0x4B)                       |
-//   |      4 |    1 | version        | wire::protocol_version (1)                         |
-//   |      5 |    1 | flags          | reserved, must be 0                                |
-//   |      6 |    2 | type           | the message's wire_type                            |
-//   |      8 |    8 | sender         | node_id of the sender                              |
-//   |     16 |    4 | payload_length | bytes of payload following the header              |
-//   |     20 |    4 | crc32c         | CRC32C of header bytes 0..19, then of the payload  |
-//   |     24 |    n | payload        | the message in cereal portable binary format       |
-//
-// The payload is exactly what cereal::PortableBinaryOutputArchive writes with
-// little-endian output (a 0x01 byte, then the fields), so it can be produced
-// or inspected with stock cereal. An envelope must be the whole input (no
-// bytes before or after), and a payload must decode with no bytes left over,
-// so every message has exactly one encoding.
-//
-// Errors (dhtkit::errc), in the order they are checked: bad_magic, truncated
-// (shorter than the header), unsupported_version (a version or reserved flag
-// this build does not speak), message_too_large (payload_length over
-// max_message_size), truncated (fewer bytes than payload_length),
-// malformed_payload (more bytes than payload_length), bad_checksum; then for
-// the payload: unknown_message_type, limit_exceeded (a count or length over
-// its wire_limits bound), truncated (a count, length or field runs past the
-// end of the payload), malformed_payload (anything else: a bool that is not
-// 0/1, map keys out of order, bytes left over, whatever cereal rejects).
+/// @file
+/// The wire codec: protocol messages to bytes and back, safely.
+///
+/// Protocol messages are plain structs with a cereal `serialize` and a 16-bit
+/// type tag. `wire::encode` writes one inside a small versioned envelope;
+/// `wire::decode_envelope` + `wire::decode_payload`, or a `wire::codec` over a
+/// set of message types, turn untrusted bytes back into a message. Decoding
+/// never trusts the input: the payload length, every container count and
+/// string length and the type tag are checked against `wire_limits` (and
+/// against the bytes actually present) before anything is allocated, so one
+/// decode allocates O(message size); every way the bytes can be wrong is an
+/// error code, and no exception ever leaves a decoder (they are all noexcept).
+///
+/// @code
+/// struct ping {
+///   static constexpr std::uint16_t wire_type = 1;
+///   std::uint64_t seq = 0;
+///   template <class Archive> void serialize(Archive& ar) { ar(seq); }
+/// };
+/// struct pong { static constexpr std::uint16_t wire_type = 2; std::uint64_t seq = 0;
+///               template <class Archive> void serialize(Archive& ar) { ar(seq); } };
+/// @endcode
+///
+/// @code
+/// dhtkit::wire::codec<ping, pong> codec;                  // default wire_limits
+/// auto bytes = codec.encode(ping{7}, dhtkit::node_id{42});  // result<std::vector<std::byte>>
+/// auto got = codec.decode(*bytes);                          // result<codec<ping, pong>::decoded>
+/// if (got && std::holds_alternative<ping>(got->message)) { /* got->sender == node_id{42} */ }
+/// @endcode
+///
+/// A node that runs several protocols decodes each envelope once
+/// (decode_envelope), picks the protocol by the tag's range (wire_tags.hpp)
+/// and hands the checked envelope to that protocol's codec.decode(envelope).
+///
+/// Envelope layout (all integers little-endian, 24-byte fixed header):
+///
+///   | offset | size | field          | meaning                                            |
+///   |-------:|-----:|----------------|----------------------------------------------------|
+///   |      0 |    4 | magic          | "DHTK" (0x44 0x48 0x54 0x4B)                       |
+///   |      4 |    1 | version        | wire::protocol_version (1)                         |
+///   |      5 |    1 | flags          | reserved, must be 0                                |
+///   |      6 |    2 | type           | the message's wire_type                            |
+///   |      8 |    8 | sender         | node_id of the sender                              |
+///   |     16 |    4 | payload_length | bytes of payload following the header              |
+///   |     20 |    4 | crc32c         | CRC32C of header bytes 0..19, then of the payload  |
+///   |     24 |    n | payload        | the message in cereal portable binary format       |
+///
+/// The payload is exactly what cereal::PortableBinaryOutputArchive writes with
+/// little-endian output (a 0x01 byte, then the fields), so it can be produced
+/// or inspected with stock cereal. An envelope must be the whole input (no
+/// bytes before or after), and a payload must decode with no bytes left over,
+/// so every message has exactly one encoding.
+///
+/// Errors (dhtkit::errc), in the order they are checked: bad_magic, truncated
+/// (shorter than the header), unsupported_version (a version or reserved flag
+/// this build does not speak), message_too_large (payload_length over
+/// max_message_size), truncated (fewer bytes than payload_length),
+/// malformed_payload (more bytes than payload_length), bad_checksum; then for
+/// the payload: unknown_message_type, limit_exceeded (a count or length over
+/// its wire_limits bound), truncated (a count, length or field runs past the
+/// end of the payload), malformed_payload (anything else: a bool that is not
+/// 0/1, map keys out of order, bytes left over, whatever cereal rejects).
 #pragma once
 
 #include <array>
@@ -80,26 +85,27 @@
 
 namespace dhtkit {
 
+/// Bounds a decoder checks before it allocates, and the largest message.
 struct wire_limits {
-  // Largest whole message (header + payload) encoded or accepted. 1 MiB holds
-  // any protocol message and a memcached-sized value, while keeping what a
-  // hostile peer can make a node buffer or allocate per message small.
-  // (The 32-bit length field caps it at 4 GiB + 24 bytes whatever is set.)
+  /// Largest whole message (header + payload) encoded or accepted. 1 MiB holds
+  /// any protocol message and a memcached-sized value, while keeping what a
+  /// hostile peer can make a node buffer or allocate per message small.
+  /// (The 32-bit length field caps it at 4 GiB + 24 bytes whatever is set.)
   std::size_t max_message_size = 1024 * 1024;
-  // Longest std::string (in characters) or std::vector<std::byte> blob inside
-  // a message. Equal to max_message_size by default: a string can never be
-  // longer than the bytes that carry it, so this only matters when set lower.
+  /// Longest std::string (in characters) or std::vector<std::byte> blob inside
+  /// a message. Equal to max_message_size by default: a string can never be
+  /// longer than the bytes that carry it, so this only matters when set lower.
   std::size_t max_string_size = 1024 * 1024;
-  // Most elements in any other container (vector, map, set, list...). Carry
-  // blobs as std::string or std::vector<std::byte>, which count as strings.
-  // Decoding never allocates for elements whose bytes have not arrived, so
-  // memory follows the message size; this caps the count in absolute terms
-  // as well. Membership lists and batches stay well below it.
+  /// Most elements in any other container (vector, map, set, list...). Carry
+  /// blobs as std::string or std::vector<std::byte>, which count as strings.
+  /// Decoding never allocates for elements whose bytes have not arrived, so
+  /// memory follows the message size; this caps the count in absolute terms
+  /// as well. Membership lists and batches stay well below it.
   std::size_t max_container_size = 64 * 1024;
-  // Deepest nesting of structs and containers inside a message. Protocol
-  // messages nest a handful of levels; a recursive message type (a tree, a
-  // linked list) costs a byte or so per level on the wire, and decoding
-  // recurses, so without this a 1 MiB message could overflow the stack.
+  /// Deepest nesting of structs and containers inside a message. Protocol
+  /// messages nest a handful of levels; a recursive message type (a tree, a
+  /// linked list) costs a byte or so per level on the wire, and decoding
+  /// recurses, so without this a 1 MiB message could overflow the stack.
   std::size_t max_nesting_depth = 64;
 };
 
@@ -110,8 +116,8 @@ inline constexpr std::array<std::byte, 4> magic{std::byte{'D'}, std::byte{'H'}, 
 inline constexpr std::uint8_t protocol_version = 1;
 inline constexpr std::size_t header_size = 24;
 
-// A checked envelope: header fields plus a view of the payload (valid as
-// long as the bytes given to decode_envelope are).
+/// A checked envelope: header fields plus a view of the payload (valid as
+/// long as the bytes given to decode_envelope are).
 struct envelope {
   std::uint8_t version = protocol_version;
   std::uint16_t type = 0;
@@ -170,12 +176,12 @@ inline dhtkit::detail::archive_limits archive_limits_for(const wire_limits& limi
 
 }  // namespace detail
 
-// Encodes `msg` from `sender`. Fails with message_too_large when the whole
-// message would exceed limits.max_message_size (encoding stops as soon as it
-// does), or limit_exceeded when a string or container inside is over its
-// bound (so a peer with the same limits could not decode it). Other
-// exceptions (std::bad_alloc, or whatever Msg's own serialize throws)
-// propagate: the message is local, trusted data.
+/// Encodes `msg` from `sender`. Fails with message_too_large when the whole
+/// message would exceed limits.max_message_size (encoding stops as soon as it
+/// does), or limit_exceeded when a string or container inside is over its
+/// bound (so a peer with the same limits could not decode it). Other
+/// exceptions (std::bad_alloc, or whatever Msg's own serialize throws)
+/// propagate: the message is local, trusted data.
 template <class Msg>
 result<std::vector<std::byte>> encode(const Msg& msg, node_id sender, const wire_limits& limits = {}) {
   detail::check_message_type<Msg>();
@@ -200,9 +206,9 @@ result<std::vector<std::byte>> encode(const Msg& msg, node_id sender, const wire
   return out;
 }
 
-// Checks the envelope of one received message: magic, version, length
-// against the limit and the bytes present, checksum. The payload is not
-// looked at beyond its checksum.
+/// Checks the envelope of one received message: magic, version, length
+/// against the limit and the bytes present, checksum. The payload is not
+/// looked at beyond its checksum.
 inline result<envelope> decode_envelope(std::span<const std::byte> bytes,
                                         const wire_limits& limits = {}) noexcept {
   const std::size_t magic_seen = bytes.size() < magic.size() ? bytes.size() : magic.size();
@@ -227,8 +233,8 @@ inline result<envelope> decode_envelope(std::span<const std::byte> bytes,
   return env;
 }
 
-// Decodes the payload of a checked envelope as Msg. unknown_message_type if
-// the envelope's tag is not Msg::wire_type.
+/// Decodes the payload of a checked envelope as Msg. unknown_message_type if
+/// the envelope's tag is not Msg::wire_type.
 template <class Msg>
 result<Msg> decode_payload(const envelope& env, const wire_limits& limits = {}) noexcept {
   detail::check_message_type<Msg>();
@@ -249,7 +255,7 @@ result<Msg> decode_payload(const envelope& env, const wire_limits& limits = {}) 
   }
 }
 
-// decode_envelope + decode_payload<Msg>, for a peer that expects one type.
+/// decode_envelope + decode_payload<Msg>, for a peer that expects one type.
 template <class Msg>
 result<Msg> decode(std::span<const std::byte> bytes, const wire_limits& limits = {}) noexcept {
   auto env = decode_envelope(bytes, limits);
@@ -257,8 +263,8 @@ result<Msg> decode(std::span<const std::byte> bytes, const wire_limits& limits =
   return decode_payload<Msg>(*env, limits);
 }
 
-// A protocol: a fixed set of message types, decoded by type tag into a
-// std::variant. The limits are validated once, here.
+/// A protocol: a fixed set of message types, decoded by type tag into a
+/// std::variant. The limits are validated once, here.
 template <class... Msgs>
 class codec {
   static_assert(sizeof...(Msgs) > 0, "dhtkit wire: a codec needs at least one message type");
@@ -272,6 +278,7 @@ class codec {
  public:
   using message_type = std::variant<Msgs...>;
 
+  /// A decoded message and its sender.
   struct decoded {
     node_id sender{};
     message_type message{};
@@ -298,10 +305,10 @@ class codec {
     return decode(*env);
   }
 
-  // The payload of an envelope a dispatcher already checked with
-  // decode_envelope, so its header and checksum are not looked at twice. The
-  // dispatcher may allow larger messages than this codec does: the payload
-  // is held to this codec's limit here.
+  /// The payload of an envelope a dispatcher already checked with
+  /// decode_envelope, so its header and checksum are not looked at twice. The
+  /// dispatcher may allow larger messages than this codec does: the payload
+  /// is held to this codec's limit here.
   result<decoded> decode(const envelope& env) const noexcept {
     if (env.payload.size() > detail::max_payload(limits_)) return errc::message_too_large;
     return dispatch<Msgs...>(env);
