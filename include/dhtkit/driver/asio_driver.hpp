@@ -1,27 +1,30 @@
-// Runs any protocol core on real sockets with standalone Asio.
-//
-// asio_driver owns one transport (udp_transport, tcp_transport, or anything
-// that models dhtkit::transport on an Asio executor) and one core built in
-// place. Received messages go to receive(), one steady timer calls tick() at
-// next_wakeup(), and after every call into the core the outbox is drained to
-// the transport and handed to on_outbox. The core is never entered from two
-// threads at once: its timer runs on the transport's executor (the strand of
-// udp_transport and tcp_transport) where the receive handler runs, so make
-// calls through call() on that executor too -- from a handler, or posted to
-// transport().get_executor(); with a single-threaded io_context any handler
-// will do.
-//
-//   asio::io_context io;
-//   auto socket = dhtkit::udp_transport::open(io.get_executor(), {}).value();
-//   const dhtkit::endpoint self = socket.local_endpoint();
-//   using swim = dhtkit::membership::basic_swim<dhtkit::endpoint>;
-//   dhtkit::asio_driver<swim, dhtkit::udp_transport> node(
-//       io.get_executor(), std::move(socket), dhtkit::node_id{1}, self,
-//       dhtkit::membership::swim_config::lan(), /*seed=*/42);
-//   node.on_outbox = [](swim::outbox_type& out) { /* out.events */ };
-//   node.start();
-//   node.call([&](swim& core, dhtkit::time_point now) { return core.join(seeds, now); });
-//   io.run();
+/// @file
+/// Runs any protocol core on real sockets with standalone Asio.
+///
+/// asio_driver owns one transport (udp_transport, tcp_transport, or anything
+/// that models dhtkit::transport on an Asio executor) and one core built in
+/// place. Received messages go to receive(), one steady timer calls tick() at
+/// next_wakeup(), and after every call into the core the outbox is drained to
+/// the transport and handed to on_outbox. The core is never entered from two
+/// threads at once: its timer runs on the transport's executor (the strand of
+/// udp_transport and tcp_transport) where the receive handler runs, so make
+/// calls through call() on that executor too -- from a handler, or posted to
+/// transport().get_executor(); with a single-threaded io_context any handler
+/// will do.
+///
+/// @code
+/// asio::io_context io;
+/// auto socket = dhtkit::udp_transport::open(io.get_executor(), {}).value();
+/// const dhtkit::endpoint self = socket.local_endpoint();
+/// using swim = dhtkit::membership::basic_swim<dhtkit::endpoint>;
+/// dhtkit::asio_driver<swim, dhtkit::udp_transport> node(
+///     io.get_executor(), std::move(socket), dhtkit::node_id{1}, self,
+///     dhtkit::membership::swim_config::lan(), /*seed=*/42);
+/// node.on_outbox = [](swim::outbox_type& out) { /* out.events */ };
+/// node.start();
+/// node.call([&](swim& core, dhtkit::time_point now) { return core.join(seeds, now); });
+/// io.run();
+/// @endcode
 #pragma once
 
 #include <asio/any_io_executor.hpp>
@@ -42,6 +45,8 @@
 
 namespace dhtkit {
 
+/// Runs one protocol core on a real transport: delivers messages, ticks on an
+/// Asio timer and sends what the core produced (see asio_driver.hpp).
 template <protocol_core Core, transport Transport>
 class asio_driver {
   static_assert(std::is_same_v<typename Core::address_type, typename Transport::endpoint_type>,
@@ -52,8 +57,8 @@ class asio_driver {
   using outbox_type = typename Core::outbox_type;
   using endpoint_type = typename Transport::endpoint_type;
 
-  // Builds the core in place from core_args.
-  // `executor` serves the timer when the transport has no executor of its own.
+  /// Builds the core in place from core_args.
+  /// `executor` serves the timer when the transport has no executor of its own.
   template <class... CoreArgs>
   asio_driver(const asio::any_io_executor& executor, Transport transport, CoreArgs&&... core_args)
       : transport_(std::move(transport)),
@@ -63,11 +68,11 @@ class asio_driver {
   asio_driver& operator=(const asio_driver&) = delete;
   ~asio_driver() { close(); }
 
-  // Called after every call into the core with what it produced; its
-  // messages have been handed to the transport by then.
+  /// Called after every call into the core with what it produced; its
+  /// messages have been handed to the transport by then.
   std::function<void(outbox_type&)> on_outbox;
 
-  // Installs the receive handler and arms the first tick.
+  /// Installs the receive handler and arms the first tick.
   void start() {
     transport_.set_receive_handler([this](const endpoint_type& from, std::span<const std::byte> bytes) {
       if (closed_) return;
@@ -77,14 +82,14 @@ class asio_driver {
     drain();
   }
 
-  // Runs f(core, now) -- join, leave, a lookup, a put -- then drains the
-  // outbox. Returns what f returns.
+  /// Runs f(core, now) -- join, leave, a lookup, a put -- then drains the
+  /// outbox. Returns what f returns.
   template <class F>
   decltype(auto) call(F&& f) {
     return detail::invoke_then(std::forward<F>(f), core_, clock_.now(), [this] { drain(); });
   }
 
-  // Stops everything: transport closed, timer cancelled. Idempotent.
+  /// Stops everything: transport closed, timer cancelled. Idempotent.
   void close() {
     if (closed_) return;
     closed_ = true;

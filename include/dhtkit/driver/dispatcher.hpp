@@ -1,21 +1,24 @@
-// Routes each received message to the protocol core that owns its tag,
-// checking the envelope once.
-//
-// A node runs several cores over one transport (membership and Chord share a
-// datagram socket, for instance). Each core could check every envelope and
-// refuse the tags it does not know, but then each message would be
-// checksummed once per core and a rejection counted by every core but one.
-// The dispatcher checks the envelope once (magic, version, length, CRC32C),
-// picks the core whose wire_tags range holds the tag, and hands it the
-// checked envelope. Two cores that share a tag are refused at compile time.
-//
-//   using router = dhtkit::chord::basic_router<dhtkit::endpoint>;
-//   using swim = dhtkit::membership::basic_swim<dhtkit::endpoint>;
-//   dhtkit::dispatcher<router, swim> dispatch(chord_core, swim_core);
-//   transport.set_receive_handler([&](const dhtkit::endpoint& from, std::span<const std::byte> bytes) {
-//     std::error_code ec = dispatch.receive(from, bytes, clock.now());
-//     // then drain both cores' outboxes
-//   });
+/// @file
+/// Routes each received message to the protocol core that owns its tag,
+/// checking the envelope once.
+///
+/// A node runs several cores over one transport (membership and Chord share a
+/// datagram socket, for instance). Each core could check every envelope and
+/// refuse the tags it does not know, but then each message would be
+/// checksummed once per core and a rejection counted by every core but one.
+/// The dispatcher checks the envelope once (magic, version, length, CRC32C),
+/// picks the core whose wire_tags range holds the tag, and hands it the
+/// checked envelope. Two cores that share a tag are refused at compile time.
+///
+/// @code
+/// using router = dhtkit::chord::basic_router<dhtkit::endpoint>;
+/// using swim = dhtkit::membership::basic_swim<dhtkit::endpoint>;
+/// dhtkit::dispatcher<router, swim> dispatch(chord_core, swim_core);
+/// transport.set_receive_handler([&](const dhtkit::endpoint& from, std::span<const std::byte> bytes) {
+///   std::error_code ec = dispatch.receive(from, bytes, clock.now());
+///   // then drain both cores' outboxes
+/// });
+/// @endcode
 #pragma once
 
 #include <cstdint>
@@ -31,6 +34,8 @@
 
 namespace dhtkit {
 
+/// Hands each received envelope to the core whose wire tags hold its tag,
+/// after checking it once (see dispatcher.hpp).
 template <protocol_core... Cores>
 class dispatcher {
   static_assert(sizeof...(Cores) > 0, "dhtkit::dispatcher: give it at least one core");
@@ -47,13 +52,13 @@ class dispatcher {
   static_assert((std::is_same_v<typename Cores::address_type, address_type> && ...),
                 "dhtkit::dispatcher: every core must address peers by the same type");
 
-  // `limits.max_message_size` bounds the envelope here; each core's codec
-  // then holds the payload to its own limit.
+  /// `limits.max_message_size` bounds the envelope here; each core's codec
+  /// then holds the payload to its own limit.
   explicit dispatcher(Cores&... cores, wire_limits limits = {}) : cores_(cores...), limits_(limits) {}
 
-  // Checks the envelope and hands it to the core owning its tag. Errors: the
-  // envelope's (bad_magic, truncated, bad_checksum...), unknown_message_type
-  // for a tag no core owns (both counted in rejected()), or the core's own.
+  /// Checks the envelope and hands it to the core owning its tag. Errors: the
+  /// envelope's (bad_magic, truncated, bad_checksum...), unknown_message_type
+  /// for a tag no core owns (both counted in rejected()), or the core's own.
   std::error_code receive(const address_type& from, std::span<const std::byte> bytes, time_point now) {
     auto env = wire::decode_envelope(bytes, limits_);
     if (!env) {
@@ -63,7 +68,7 @@ class dispatcher {
     return route(from, *env, now, std::index_sequence_for<Cores...>{});
   }
 
-  // Envelopes this dispatcher refused before any core saw them.
+  /// Envelopes this dispatcher refused before any core saw them.
   std::uint64_t rejected() const noexcept { return rejected_; }
 
  private:

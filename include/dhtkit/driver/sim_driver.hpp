@@ -1,28 +1,31 @@
-// Runs any protocol core on the deterministic simulator.
-//
-// sim::core_driver binds one core to one sim::node_transport the way a real
-// driver binds it to a socket: every received message goes to receive(), a
-// timer owned by the endpoint calls tick() at next_wakeup(), and after every
-// call into the core the outbox is drained -- messages sent, the outbox
-// handed to on_outbox for the core's own events. Because the timers belong
-// to the endpoint, a crash discards them with the messages in flight; after
-// a restart that kept state, rearm() starts the ticks again; after one that
-// lost it (the simulator then drops the receive handler), set_core() with the
-// rebuilt core, then start(). A driver destroyed before its endpoint's timers
-// or handler run leaves them inert.
-//
-//   dhtkit::sim::network net(/*seed=*/1);
-//   auto& t = net.add_endpoint();
-//   dhtkit::membership::basic_swim<dhtkit::sim::endpoint> swim(
-//       dhtkit::node_id{1}, t.local_endpoint(), dhtkit::membership::swim_config::local(), /*seed=*/1);
-//   dhtkit::sim::core_driver driver(t, swim);
-//   driver.on_outbox = [](auto& out) { for (auto& e : out.events) (void)e; /* report */ };
-//   driver.start();
-//   driver.call([&](auto& core, dhtkit::time_point now) { return core.join(seeds, now); });
-//   net.run_for(dhtkit::seconds(10));
-//
-// A core that addresses peers by something other than sim::endpoint (the
-// replica addresses them by node_id) needs to_endpoint and from_endpoint.
+/// @file
+/// Runs any protocol core on the deterministic simulator.
+///
+/// sim::core_driver binds one core to one sim::node_transport the way a real
+/// driver binds it to a socket: every received message goes to receive(), a
+/// timer owned by the endpoint calls tick() at next_wakeup(), and after every
+/// call into the core the outbox is drained -- messages sent, the outbox
+/// handed to on_outbox for the core's own events. Because the timers belong
+/// to the endpoint, a crash discards them with the messages in flight; after
+/// a restart that kept state, rearm() starts the ticks again; after one that
+/// lost it (the simulator then drops the receive handler), set_core() with the
+/// rebuilt core, then start(). A driver destroyed before its endpoint's timers
+/// or handler run leaves them inert.
+///
+/// @code
+/// dhtkit::sim::network net(/*seed=*/1);
+/// auto& t = net.add_endpoint();
+/// dhtkit::membership::basic_swim<dhtkit::sim::endpoint> swim(
+///     dhtkit::node_id{1}, t.local_endpoint(), dhtkit::membership::swim_config::local(), /*seed=*/1);
+/// dhtkit::sim::core_driver driver(t, swim);
+/// driver.on_outbox = [](auto& out) { for (auto& e : out.events) (void)e; /* report */ };
+/// driver.start();
+/// driver.call([&](auto& core, dhtkit::time_point now) { return core.join(seeds, now); });
+/// net.run_for(dhtkit::seconds(10));
+/// @endcode
+///
+/// A core that addresses peers by something other than sim::endpoint (the
+/// replica addresses them by node_id) needs to_endpoint and from_endpoint.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +44,8 @@
 
 namespace dhtkit::sim {
 
+/// Runs one protocol core on a sim::network endpoint: the simulator's
+/// counterpart of asio_driver (see sim_driver.hpp).
 template <protocol_core Core>
 class core_driver {
  public:
@@ -52,20 +57,20 @@ class core_driver {
   core_driver(const core_driver&) = delete;
   core_driver& operator=(const core_driver&) = delete;
 
-  // Called after every call into the core with what it produced; its
-  // messages have been sent by then.
+  /// Called after every call into the core with what it produced; its
+  /// messages have been sent by then.
   std::function<void(outbox_type&)> on_outbox;
-  // Called with every message just before it is sent (tests that watch traffic).
+  /// Called with every message just before it is sent (tests that watch traffic).
   std::function<void(const address_type& to, std::span<const std::byte> bytes)> on_send;
-  // How long this node takes to get to a message or a tick: nullopt (the
-  // default) handles it at once; a duration, then. Models a slow or
-  // overloaded process (Lifeguard's case) without touching the core.
+  /// How long this node takes to get to a message or a tick: nullopt (the
+  /// default) handles it at once; a duration, then. Models a slow or
+  /// overloaded process (Lifeguard's case) without touching the core.
   std::function<std::optional<duration>()> processing_delay;
-  // Address translation, needed only when address_type is not sim::endpoint.
+  /// Address translation, needed only when address_type is not sim::endpoint.
   std::function<endpoint(const address_type&)> to_endpoint;
   std::function<address_type(const endpoint&)> from_endpoint;
 
-  // Installs the receive handler and arms the first tick.
+  /// Installs the receive handler and arms the first tick.
   void start() {
     transport_->set_receive_handler(
         [this, alive = std::weak_ptr<void>(alive_)](const endpoint& from, std::span<const std::byte> bytes) {
@@ -82,14 +87,14 @@ class core_driver {
     drain();
   }
 
-  // Runs f(core, now) -- a client call such as join, lookup or put -- then
-  // drains the outbox. Returns what f returns.
+  /// Runs f(core, now) -- a client call such as join, lookup or put -- then
+  /// drains the outbox. Returns what f returns.
   template <class F>
   decltype(auto) call(F&& f) {
     return detail::invoke_then(std::forward<F>(f), *core_, transport_->net().now(), [this] { drain(); });
   }
 
-  // Sends what the core produced, reports its events, re-arms its tick.
+  /// Sends what the core produced, reports its events, re-arms its tick.
   void drain() {
     auto out = core_->take_outbox();
     if (transport_->is_up()) {
@@ -102,10 +107,10 @@ class core_driver {
     arm();
   }
 
-  // Points the driver at a rebuilt core (a restart that lost volatile state).
+  /// Points the driver at a rebuilt core (a restart that lost volatile state).
   void set_core(Core& core) noexcept { core_ = &core; }
-  // Forgets the pending tick and arms a new one: after a restart, whose
-  // crash discarded the endpoint's timers.
+  /// Forgets the pending tick and arms a new one: after a restart, whose
+  /// crash discarded the endpoint's timers.
   void rearm() {
     armed_.reset();
     arm();
