@@ -10,9 +10,10 @@ export DHTKIT_ROOT
 dhtkit_ensure_packages() {
   # libcli11-dev: dhtkit-cache's command line. memcached, libmemcached-tools and
   # python3-pymemcache: the cache's tests run real memcached clients against it
-  # and compare its replies with memcached's own.
+  # and compare its replies with memcached's own. prometheus-cpp-dev: its
+  # --metrics-port. doxygen: the API reference (the docs target and its test).
   local wanted=(cmake ninja-build g++ libasio-dev libcereal-dev catch2 libcli11-dev memcached libmemcached-tools
-    python3-pymemcache "$@")
+    python3-pymemcache prometheus-cpp-dev doxygen "$@")
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

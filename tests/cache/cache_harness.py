@@ -129,6 +129,17 @@ class Server:
         with self._stderr_lock:
             return b"".join(self._stderr).decode(errors="replace")
 
+    def wait_stderr(self, pattern, timeout=15.0):
+        """The first match of the regex `pattern` in stderr, waiting at most `timeout` seconds for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            match = re.search(pattern, self.stderr_text())
+            if match:
+                return match
+            if self.proc.poll() is not None or time.monotonic() >= deadline:
+                raise RuntimeError(f"no {pattern!r} on stderr within {timeout} s: {self.stderr_text()!r}")
+            time.sleep(0.01)
+
     def address(self):
         return (self.host, self.port)
 

@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/command_metrics.hpp"
 #include "protocol/meta_commands.hpp"
 #include "protocol/request.hpp"
 #include "protocol/request_parser.hpp"
@@ -35,8 +36,11 @@ enum class session_status {
 
 class session {
  public:
-  explicit session(server_context& ctx, std::size_t max_output = 1 << 20, parser_limits limits = {})
-      : ctx_(ctx), max_output_(max_output), parser_(limits) {}
+  // metrics: the worker's per-command counters and latencies, or nullptr to
+  // measure nothing (see command_metrics.hpp).
+  explicit session(server_context& ctx, std::size_t max_output = 1 << 20, parser_limits limits = {},
+                   command_metrics* metrics = nullptr)
+      : ctx_(ctx), max_output_(max_output), parser_(limits), metrics_(metrics) {}
 
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -64,7 +68,9 @@ class session {
     for (;;) {
       if (out.size() >= max_output_) return session_status::output_full;
       if (text_.multiget.active) {
+        const stretch st = begin_stretch(out);
         continue_multiget(env, text_.multiget, out, max_output_);
+        end_stretch(st, out, !text_.multiget.active);
         continue;
       }
       const auto e = parser_.next();
@@ -83,28 +89,39 @@ class session {
             return session_status::close;
           }
           break;
-        case request_parser::kind::value:
+        case request_parser::kind::value: {
+          const stretch st = begin_stretch(out);
           if (pending_ == pending::text_value) complete_storage(env, text_.storage, e.text, out);
           if (pending_ == pending::meta_value) complete_meta_set(env, meta_, e.text, out);
           pending_ = pending::none;
+          end_stretch(st, out, true);
           break;
-        case request_parser::kind::bad_value:
+        }
+        case request_parser::kind::bad_value: {
+          const stretch st = begin_stretch(out);
           if (!(pending_ == pending::text_value && text_.storage.noreply))
             out.append("CLIENT_ERROR bad data chunk\r\n");
           pending_ = pending::none;
+          end_stretch(st, out, true);
           break;
+        }
       }
     }
   }
 
   line_outcome run_line(command_env& env, std::string_view line, std::string& out) {
+    const stretch st = begin_stretch(out);
     const token_list t = tokenize(line);
+    if (metrics_ != nullptr) in_flight_.start(t.size() == 0 ? command_kind::other : command_of(t[0]));
     if (t.size() == 0) {
       out.append("ERROR\r\n");
+      end_stretch(st, out, true);
       return line_outcome::done;
     }
     const bool meta = is_meta_command(t[0]);
     const line_result r = meta ? run_meta_line(env, t, out, meta_) : run_text_line(env, line, t, out, text_);
+    // Done unless it waits for its value or has more of a multiget to write.
+    end_stretch(st, out, r.outcome != line_outcome::read_value && !text_.multiget.active);
     switch (r.outcome) {
       case line_outcome::read_value:
         parser_.expect_value(r.length);
@@ -119,6 +136,20 @@ class session {
     return r.outcome;
   }
 
+  // A stretch of work on one command, for command_metrics.
+  struct stretch {
+    std::uint64_t start_ns = 0;
+    std::size_t out_mark = 0;
+  };
+  stretch begin_stretch(const std::string& out) const {
+    return metrics_ == nullptr ? stretch{} : stretch{metrics_->now_ns(), out.size()};
+  }
+  void end_stretch(const stretch& st, const std::string& out, bool command_done) {
+    if (metrics_ == nullptr || !in_flight_.open()) return;
+    in_flight_.add(metrics_->now_ns() - st.start_ns, std::string_view(out).substr(st.out_mark));
+    if (command_done) in_flight_.finish(*metrics_);
+  }
+
   server_context& ctx_;
   std::size_t max_output_;
   request_parser parser_;
@@ -127,6 +158,8 @@ class session {
   meta_set_request meta_;
   pending pending_ = pending::none;
   bool closing_ = false;
+  command_metrics* metrics_;
+  command_in_flight in_flight_;
 };
 
 }  // namespace dhtkit_cache

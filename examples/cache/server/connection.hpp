@@ -44,6 +44,10 @@ namespace dhtkit_cache {
 // What the connections of one worker thread share.
 struct worker_shared {
   std::vector<char> read_buffer = std::vector<char>(64 * 1024);
+  // Per-command counters and latencies; this worker's thread is their only
+  // writer. Measured only with --metrics-port (measure_commands).
+  command_metrics metrics;
+  bool measure_commands = false;
 };
 
 class connection : public std::enable_shared_from_this<connection> {
@@ -56,7 +60,7 @@ class connection : public std::enable_shared_from_this<connection> {
       : socket_(std::move(socket)),
         ctx_(ctx),
         shared_(shared),
-        session_(ctx, max_output),
+        session_(ctx, max_output, {}, shared.measure_commands ? &shared.metrics : nullptr),
         idle_timer_(socket_.get_executor()) {
     // Counted here and uncounted in the destructor, so the count cannot drift
     // whatever fails in between.

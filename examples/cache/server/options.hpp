@@ -6,7 +6,9 @@
 //     authentication, so opening it to the network must be a decision;
 //   - -l takes one IP address (memcached also takes host names and lists);
 //   - -p 0 binds a free port and prints it (memcached refuses it); tests use it;
-//   - --idle-timeout is a flag of its own (memcached: -o idle_timeout=N).
+//   - --idle-timeout is a flag of its own (memcached: -o idle_timeout=N);
+//   - --metrics-port serves Prometheus metrics (memcached has none; its
+//     operators run memcached_exporter, which works with dhtkit-cache too).
 // Bad values end the program with a message and exit status 64 (EX_USAGE),
 // as memcached does for most of them.
 #pragma once
@@ -43,6 +45,8 @@ struct options {
   bool enable_shutdown = false;    // -A
   bool disable_flush_all = false;  // -F
   std::size_t idle_timeout_s = 0;  // 0: never
+  int metrics_port = -1;           // --metrics-port; -1: no metrics endpoint, 0: a free port
+  std::string metrics_listen;      // --metrics-listen; empty: the -l address
 
   std::size_t memory_limit_bytes() const { return memory_mb << 20; }
 };
@@ -125,6 +129,12 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
                  "close a connection after this many seconds without traffic; 0: never (default: 0; "
                  "memcached: -o idle_timeout)")
       ->check(CLI::Range(std::size_t{0}, std::size_t{30} * 24 * 3600));
+  app.add_option("--metrics-port", opt.metrics_port,
+                 "serve Prometheus metrics on http://ADDRESS:PORT/metrics (default: off; 0 picks a free "
+                 "port and prints it)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--metrics-listen", opt.metrics_listen,
+                 "IP address of the metrics endpoint (default: the -l address)");
   app.add_flag("-V,--version", show_version, "print the version and exit");
 
   try {
@@ -161,6 +171,14 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
   std::error_code ec;
   (void)asio::ip::make_address(opt.listen, ec);
   if (ec) return fail("-l " + opt.listen + ": not an IP address");
+  if (opt.metrics_listen.empty()) opt.metrics_listen = opt.listen;
+  (void)asio::ip::make_address(opt.metrics_listen, ec);
+  if (ec) return fail("--metrics-listen " + opt.metrics_listen + ": not an IP address");
+#ifndef DHTKIT_CACHE_METRICS
+  if (opt.metrics_port >= 0)
+    return fail(
+        "--metrics-port: this dhtkit-cache was built without prometheus-cpp (Debian: prometheus-cpp-dev)");
+#endif
   if (opt.verbosity > 2) opt.verbosity = 2;
   return opt;
 }

@@ -18,6 +18,10 @@
 // Stopping: SIGINT, SIGTERM or the `shutdown` command (with -A) stop every
 // io_context; the threads are joined and the connections destroyed before the
 // store and the context they use, and run() returns 0.
+//
+// Metrics (--metrics-port, built with prometheus-cpp): the exposer's own
+// thread serves /metrics and reads the counters with relaxed loads; it is
+// stopped first, before anything it reads goes.
 #pragma once
 
 #include <sys/resource.h>
@@ -47,6 +51,9 @@
 #include "protocol/session.hpp"
 #include "server/connection.hpp"
 #include "server/log.hpp"
+#ifdef DHTKIT_CACHE_METRICS
+#include "server/metrics.hpp"
+#endif
 #include "server/options.hpp"
 
 namespace dhtkit_cache {
@@ -132,13 +139,19 @@ class server {
         signals_(control_, SIGINT, SIGTERM),
         sweep_timer_(control_),
         retry_timer_(control_) {
-    for (int i = 0; i < opt.threads; ++i) workers_.push_back(std::make_unique<worker>());
+    for (int i = 0; i < opt.threads; ++i) {
+      workers_.push_back(std::make_unique<worker>());
+      workers_.back()->shared.measure_commands = opt.metrics_port >= 0;
+    }
   }
 
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
   ~server() {
+#ifdef DHTKIT_CACHE_METRICS
+    metrics_.reset();  // its thread reads ctx_ and the workers
+#endif
     stop();
     for (auto& w : workers_)
       if (w->thread.joinable()) w->thread.join();
@@ -163,6 +176,15 @@ class server {
     acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
     if (acceptor_.bind(where, ec); ec) return "cannot listen on " + name + ": " + ec.message();
     if (acceptor_.listen(1024, ec); ec) return "cannot listen on " + name + ": " + ec.message();
+#ifdef DHTKIT_CACHE_METRICS
+    if (opt_.metrics_port >= 0) {
+      std::vector<const command_metrics*> shards;
+      for (const auto& w : workers_) shards.push_back(&w->shared.metrics);
+      metrics_ = std::make_unique<metrics_endpoint>(ctx_, std::move(shards));
+      if (auto error = metrics_->start(opt_.metrics_listen, static_cast<std::uint16_t>(opt_.metrics_port)))
+        return error;
+    }
+#endif
     return std::nullopt;
   }
 
@@ -189,6 +211,12 @@ class server {
     log_line(ctx_.verbosity, log_level::error,
              "listening on %s (%d threads, %zu MB, at most %zu connections)",
              describe(local_endpoint()).c_str(), opt_.threads, opt_.memory_mb, opt_.max_connections);
+#ifdef DHTKIT_CACHE_METRICS
+    if (metrics_) {
+      const asio::ip::tcp::endpoint at(asio::ip::make_address(opt_.metrics_listen), metrics_->port());
+      log_line(ctx_.verbosity, log_level::error, "metrics on http://%s/metrics", describe(at).c_str());
+    }
+#endif
     std::fflush(stderr);
     run_io(control_);
     for (auto& w : workers_)
@@ -305,6 +333,9 @@ class server {
   std::vector<std::unique_ptr<worker>> workers_;
   std::size_t next_worker_ = 0;
   std::atomic<bool> stopping_{false};
+#ifdef DHTKIT_CACHE_METRICS
+  std::unique_ptr<metrics_endpoint> metrics_;
+#endif
 };
 
 }  // namespace dhtkit_cache
