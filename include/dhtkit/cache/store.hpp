@@ -1,52 +1,55 @@
-// The cache store: a bounded, thread-safe key-value store with LRU eviction and
-// expiry, the storage of dhtkit-cache (examples/cache), usable on its own.
-//
-// It keeps memcached's item model: a key of at most 250 bytes, a value, 32-bit
-// client flags, an expiry time and a 64-bit CAS unique that never repeats (one
-// counter for the whole store). Every write command of memcached's text and
-// meta protocols is a read-modify-write, so the store offers exactly two
-// operations: read(key, now, f), and modify(key, now, f) whose callback sees
-// the live item (or nullptr) and decides to keep it, erase it or store a new
-// value, all under one lock.
-//
-//   dhtkit::cache::store cache;                          // store_config{}: memcached's defaults
-//   auto set = cache.modify("greeting", now, [](dhtkit::cache::item_ref*) -> dhtkit::cache::decision {
-//     dhtkit::cache::new_value v;
-//     v.head = "hello";
-//     v.flags = 7;
-//     return v;
-//   });                                                  // set.cas: the new item's CAS unique
-//   std::string got;
-//   bool hit = cache.read("greeting", now, [&](const dhtkit::cache::item_ref& item) {
-//     got = item.value();                                // runs under the shard's lock: copy, don't keep
-//   });
-//
-// Sharing between threads: the keys are split over store_config::shards lock
-// shards by a hash of the key; each shard has its own mutex, chained hash
-// index and LRU list. A worker holds one shard lock at a time (never two, so
-// there is no lock order to get wrong), for the length of one command's work
-// on one key. memcached does much the same with its item lock table; the
-// alternative, one partition per worker thread, would force clients' keys to
-// the thread that owns them and a hand-off for every other key.
-//
-// Memory: memory_limit bounds what items cost together with the hash index,
-// counted as the allocator takes it (detail::allocation_cost). A write first
-// evicts from its own shard's LRU tail, then, if that shard is empty, from
-// the others in turn. Each shard's LRU order is exact; across shards the
-// victim is the least recent item of the writing shard, an approximation of a
-// global LRU as good as a 1-in-64 sample. Concurrent writers may each overshoot
-// the limit by the item they are storing until their eviction pass runs. With
-// evict off (memcached -M) a write that does not fit fails with out_of_memory.
-//
-// Expiry is lazy (an expired item is freed when a command meets it) plus
-// sweep(now, budget), a bounded pass the server runs in the background, so
-// expired items do not hold memory until the LRU reaches them.
-//
-// Why it does not model dhtkit::storage (replication/storage.hpp): that concept
-// keeps siblings and causal contexts so that no concurrent write is lost,
-// which costs a version vector per key; a memcached client expects one value
-// per key, so the clustered cache resolves concurrent versions to one winner
-// before it stores, and needs only this store's single version per key.
+/// @file
+/// The cache store: a bounded, thread-safe key-value store with LRU eviction and
+/// expiry, the storage of dhtkit-cache (examples/cache), usable on its own.
+///
+/// It keeps memcached's item model: a key of at most 250 bytes, a value, 32-bit
+/// client flags, an expiry time and a 64-bit CAS unique that never repeats (one
+/// counter for the whole store). Every write command of memcached's text and
+/// meta protocols is a read-modify-write, so the store offers exactly two
+/// operations: read(key, now, f), and modify(key, now, f) whose callback sees
+/// the live item (or nullptr) and decides to keep it, erase it or store a new
+/// value, all under one lock.
+///
+/// @code
+/// dhtkit::cache::store cache;                          // store_config{}: memcached's defaults
+/// auto set = cache.modify("greeting", now, [](dhtkit::cache::item_ref*) -> dhtkit::cache::decision {
+///   dhtkit::cache::new_value v;
+///   v.head = "hello";
+///   v.flags = 7;
+///   return v;
+/// });                                                  // set.cas: the new item's CAS unique
+/// std::string got;
+/// bool hit = cache.read("greeting", now, [&](const dhtkit::cache::item_ref& item) {
+///   got = item.value();                                // runs under the shard's lock: copy, don't keep
+/// });
+/// @endcode
+///
+/// Sharing between threads: the keys are split over store_config::shards lock
+/// shards by a hash of the key; each shard has its own mutex, chained hash
+/// index and LRU list. A worker holds one shard lock at a time (never two, so
+/// there is no lock order to get wrong), for the length of one command's work
+/// on one key. memcached does much the same with its item lock table; the
+/// alternative, one partition per worker thread, would force clients' keys to
+/// the thread that owns them and a hand-off for every other key.
+///
+/// Memory: memory_limit bounds what items cost together with the hash index,
+/// counted as the allocator takes it (detail::allocation_cost). A write first
+/// evicts from its own shard's LRU tail, then, if that shard is empty, from
+/// the others in turn. Each shard's LRU order is exact; across shards the
+/// victim is the least recent item of the writing shard, an approximation of a
+/// global LRU as good as a 1-in-64 sample. Concurrent writers may each overshoot
+/// the limit by the item they are storing until their eviction pass runs. With
+/// evict off (memcached -M) a write that does not fit fails with out_of_memory.
+///
+/// Expiry is lazy (an expired item is freed when a command meets it) plus
+/// sweep(now, budget), a bounded pass the server runs in the background, so
+/// expired items do not hold memory until the LRU reaches them.
+///
+/// Why it does not model dhtkit::storage (replication/storage.hpp): that concept
+/// keeps siblings and causal contexts so that no concurrent write is lost,
+/// which costs a version vector per key; a memcached client expects one value
+/// per key, so the clustered cache resolves concurrent versions to one winner
+/// before it stores, and needs only this store's single version per key.
 #pragma once
 
 #include <atomic>
@@ -67,8 +70,8 @@
 
 namespace dhtkit::cache {
 
-// A stored item as a callback sees it, under its shard's lock: copy what you
-// need, never keep the reference. The setters change metadata in place.
+/// A stored item as a callback sees it, under its shard's lock: copy what you
+/// need, never keep the reference. The setters change metadata in place.
 class item_ref {
  public:
   explicit item_ref(detail::item& it) noexcept : it_(&it) {}
@@ -77,14 +80,14 @@ class item_ref {
   std::string_view value() const noexcept { return it_->value(); }
   std::uint32_t flags() const noexcept { return it_->flags; }
   std::uint64_t cas() const noexcept { return it_->cas; }
-  rel_time exptime() const noexcept { return it_->exptime; }  // 0: never
-  // When it was stored or last read, before the access in progress.
+  rel_time exptime() const noexcept { return it_->exptime; }  ///< 0: never
+  /// When it was stored or last read, before the access in progress.
   rel_time last_access() const noexcept { return it_->last_access; }
-  // Whether it was read before the access in progress (meta's h flag).
+  /// Whether it was read before the access in progress (meta's h flag).
   bool fetched() const noexcept { return it_->has(detail::item::fetched_bit); }
-  // Marked stale by an invalidation (meta's I flag).
+  /// Marked stale by an invalidation (meta's I flag).
   bool stale() const noexcept { return it_->has(detail::item::stale_bit); }
-  // A client was handed the right to refill it (meta's W flag).
+  /// A client was handed the right to refill it (meta's W flag).
   bool win_sent() const noexcept { return it_->has(detail::item::win_sent_bit); }
 
   void set_exptime(rel_time t) noexcept { it_->exptime = t; }
@@ -97,61 +100,74 @@ class item_ref {
   detail::item* it_;
 };
 
-// What a modify callback can decide.
-struct keep {};   // leave the item as it is (its metadata setters may have run)
-struct erase {};  // delete the item
+/// A modify callback's decision to leave the item as it is (its metadata
+/// setters may have run).
+struct keep {};
+/// A modify callback's decision to delete the item.
+struct erase {};
+/// A modify callback's decision to store a new value for the key, in place of
+/// the item if there is one.
 struct new_value {
-  // The value stored is head followed by tail, so append and prepend build it
-  // without a temporary copy; both may point into the current item.
+  /// The value stored is head followed by tail, so append and prepend build it
+  /// without a temporary copy; both may point into the current item.
   std::string_view head;
   std::string_view tail;
   std::uint32_t flags = 0;
-  rel_time exptime = 0;  // 0: never
-  // An explicit CAS unique (meta's E flag); otherwise the store assigns a
-  // fresh one from its counter.
+  rel_time exptime = 0;  ///< 0: never
+  /// An explicit CAS unique (meta's E flag); otherwise the store assigns a
+  /// fresh one from its counter.
   std::optional<std::uint64_t> cas;
-  // Stored already marked stale (meta's ms with I).
+  /// Stored already marked stale (meta's ms with I).
   bool stale = false;
-  // Stored with its win token already handed out (meta's mg N creates the
-  // item and gives its client the W flag, in the same lock).
+  /// Stored with its win token already handed out (meta's mg N creates the
+  /// item and gives its client the W flag, in the same lock).
   bool win_sent = false;
 };
+/// What a modify callback can decide: keep, erase or new_value.
 using decision = std::variant<keep, erase, new_value>;
 
+/// Why modify() refused a key or a new value, leaving the store as it was
+/// (none: it did not).
 enum class store_error {
   none,
-  too_large,      // the item exceeds max_item_size: nothing changed
-  out_of_memory,  // it does not fit and evict is off (or malloc failed): nothing changed
-  bad_key,        // empty, or longer than max_key_size: nothing changed
+  too_large,      ///< the item exceeds max_item_size: nothing changed
+  out_of_memory,  ///< it does not fit and evict is off (or malloc failed): nothing changed
+  bad_key,        ///< empty, or longer than max_key_size: nothing changed
 };
 
+/// What modify() did: whether it refused, whether the key had a live item, and
+/// the CAS unique of the item it left.
 struct modify_result {
   store_error error = store_error::none;
-  bool existed = false;   // a live item was there when the callback ran
-  std::uint64_t cas = 0;  // the stored item's CAS (new_value), the kept item's (keep), else 0
+  bool existed = false;   ///< a live item was there when the callback ran
+  std::uint64_t cas = 0;  ///< the stored item's CAS (new_value), the kept item's (keep), else 0
 };
 
+/// A store's items, memory use and counters as stats() adds them up over the
+/// shards; most fields are named after memcached's `stats` output.
 struct store_stats {
-  std::uint64_t curr_items = 0;
-  std::uint64_t total_items = 0;        // items stored since start (or the last reset_stats)
-  std::uint64_t bytes = 0;              // what the items cost, allocation rounding included
-  std::uint64_t value_bytes = 0;        // their values alone
-  std::uint64_t index_bytes = 0;        // the hash index
-  std::uint64_t memory_used = 0;        // bytes + index_bytes: what memory_limit bounds
-  std::uint64_t limit_maxbytes = 0;     // memory_limit
-  std::uint64_t evictions = 0;          // live items dropped to make room
-  std::uint64_t evicted_unfetched = 0;  // ... of which never read
-  std::uint64_t expired_unfetched = 0;  // expired items freed that were never read
-  std::uint64_t reclaimed = 0;          // expired or flushed items freed
-  std::uint64_t get_expired = 0;        // reads that met an expired item
-  std::uint64_t get_flushed = 0;        // reads that met a flushed item
-  std::uint64_t out_of_memory = 0;      // writes refused with out_of_memory
-  std::uint64_t too_large = 0;          // writes refused with too_large
+  std::uint64_t curr_items = 0;         ///< items held, expired ones included until they are freed
+  std::uint64_t total_items = 0;        ///< items stored since start (or the last reset_stats)
+  std::uint64_t bytes = 0;              ///< what the items cost, allocation rounding included
+  std::uint64_t value_bytes = 0;        ///< their values alone
+  std::uint64_t index_bytes = 0;        ///< the hash index
+  std::uint64_t memory_used = 0;        ///< bytes + index_bytes: what memory_limit bounds
+  std::uint64_t limit_maxbytes = 0;     ///< memory_limit
+  std::uint64_t evictions = 0;          ///< live items dropped to make room
+  std::uint64_t evicted_unfetched = 0;  ///< evictions of items that were never read
+  std::uint64_t expired_unfetched = 0;  ///< expired items freed that were never read
+  std::uint64_t reclaimed = 0;          ///< expired or flushed items freed
+  std::uint64_t get_expired = 0;        ///< reads that met an expired item
+  std::uint64_t get_flushed = 0;        ///< reads that met a flushed item
+  std::uint64_t out_of_memory = 0;      ///< writes refused with out_of_memory
+  std::uint64_t too_large = 0;          ///< writes refused with too_large
 };
 
+/// A bounded, thread-safe key-value store with LRU eviction and expiry, split
+/// into lock shards (see store.hpp).
 class store {
  public:
-  // Throws std::invalid_argument for an invalid config (the field named).
+  /// Throws std::invalid_argument for an invalid config (the field named).
   explicit store(store_config config = {})
       : config_((config.validate(), config)),
         shards_(std::make_unique<detail::shard[]>(config_.shards)),
@@ -168,15 +184,15 @@ class store {
 
   const store_config& config() const noexcept { return config_; }
 
-  // What one item counts against memory_limit (the index aside).
+  /// What one item counts against memory_limit (the index aside).
   static constexpr std::size_t item_cost(std::size_t key_size, std::size_t value_size) noexcept {
     return detail::allocation_cost(detail::item_bytes(key_size, value_size));
   }
 
-  // Finds the live item (neither expired nor flushed at `now`) and runs
-  // f(item_ref&) on it under its shard's lock (the callback may use the
-  // metadata setters: touch, gat, meta's win tokens). The item then counts as
-  // used: moved to the LRU's head, last_access = now, fetched. False on a miss.
+  /// Finds the live item (neither expired nor flushed at `now`) and runs
+  /// f(item_ref&) on it under its shard's lock (the callback may use the
+  /// metadata setters: touch, gat, meta's win tokens). The item then counts as
+  /// used: moved to the LRU's head, last_access = now, fetched. False on a miss.
   template <class F>
   bool read(std::string_view key, rel_time now, F&& f) {
     if (key.empty() || key.size() > config_.max_key_size) return false;
@@ -193,8 +209,8 @@ class store {
     return true;
   }
 
-  // read() without counting as a use: no LRU move, no access record (meta's
-  // mg without bump, me). Expired and flushed items still count as misses.
+  /// read() without counting as a use: no LRU move, no access record (meta's
+  /// mg without bump, me). Expired and flushed items still count as misses.
   template <class F>
   bool peek(std::string_view key, rel_time now, F&& f) {
     if (key.empty() || key.size() > config_.max_key_size) return false;
@@ -208,13 +224,13 @@ class store {
     return true;
   }
 
-  // A fresh CAS unique from the store's counter, for an item changed in place
-  // that must look changed (meta's md with I gives the invalidated item one).
+  /// A fresh CAS unique from the store's counter, for an item changed in place
+  /// that must look changed (meta's md with I gives the invalidated item one).
   std::uint64_t next_cas() noexcept { return next_cas_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
-  // Read-modify-write of one key under its shard's lock: f(item_ref*) gets
-  // the live item, or nullptr, and returns a decision. Storing may evict
-  // other items (never the new one); see store_error for refusals.
+  /// Read-modify-write of one key under its shard's lock: f(item_ref*) gets
+  /// the live item, or nullptr, and returns a decision. Storing may evict
+  /// other items (never the new one); see store_error for refusals.
   template <class F>
   modify_result modify(std::string_view key, rel_time now, F&& f) {
     modify_result r;
@@ -294,7 +310,7 @@ class store {
     return r;
   }
 
-  // flush_all: every item stored so far is gone, now.
+  /// `flush_all`: every item stored so far is gone, now.
   void flush_all() {
     for (std::size_t i = 0; i < config_.shards; ++i) {
       detail::shard& s = shards_[i];
@@ -306,12 +322,12 @@ class store {
     }
   }
 
-  // flush_all <delay>: once now >= when, items last stored or read at or
-  // before `when` are gone (freed lazily and by sweep). 0 cancels.
+  /// `flush_all <delay>`: once now >= when, items last stored or read at or
+  /// before `when` are gone (freed lazily and by sweep). 0 cancels.
   void flush_at(rel_time when) noexcept { oldest_live_.store(when, std::memory_order_relaxed); }
 
-  // Frees expired and flushed items, looking at about `budget` items from
-  // where the previous call stopped; returns how many it freed.
+  /// Frees expired and flushed items, looking at about `budget` items from
+  /// where the previous call stopped; returns how many it freed.
   std::size_t sweep(rel_time now, std::size_t budget) {
     std::size_t freed = 0;
     std::size_t looked = 0;
@@ -329,8 +345,8 @@ class store {
     return freed;
   }
 
-  // f(const item_ref&) for every live item, shard by shard, each under its
-  // shard's lock (the clustered cache's hand-off walks the store with it).
+  /// f(const item_ref&) for every live item, shard by shard, each under its
+  /// shard's lock (the clustered cache's hand-off walks the store with it).
   template <class F>
   void for_each(rel_time now, F&& f) const {
     for (std::size_t i = 0; i < config_.shards; ++i) {
@@ -369,7 +385,7 @@ class store {
     return out;
   }
 
-  // memcached's `stats reset`: zeroes the counters, not what is stored.
+  /// memcached's `stats reset`: zeroes the counters, not what is stored.
   void reset_stats() {
     for (std::size_t i = 0; i < config_.shards; ++i) {
       detail::shard& s = shards_[i];
