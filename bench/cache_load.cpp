@@ -25,6 +25,12 @@
 // (what memcaslap does) and with 16 (a pipelining client); --depth picks one.
 // --quick: 1 round (unless --rounds is given), 1 s per load, 200,000 items.
 //
+// The cost of a dhtkit-cache option, measured the same way: the baseline can
+// be another dhtkit-cache, and --dhtkit-flag (repeatable) adds a flag to the
+// measured one only; --baseline-name names the baseline in the output:
+//   bench_cache_load --dhtkit D --memcached D --baseline-name dhtkit-cache
+//                    --dhtkit-flag --metrics-port --dhtkit-flag 0
+//
 // Every server started is killed on every way out: normal return, an exception
 // (also one thrown in a client thread), std::terminate, and SIGINT, SIGTERM,
 // SIGHUP or SIGQUIT to this program; a server started without `-u` also gets
@@ -73,6 +79,8 @@ struct config {
   bool quick = false;
   std::string memcached = "/usr/bin/memcached";
   std::string dhtkit;
+  std::vector<std::string> dhtkit_flags;  // --dhtkit-flag: extra flags for the measured server only
+  std::string baseline_name = "memcached";
   double seconds = 10;
   int threads = 2;
   int connections = 4;             // per client thread
@@ -162,7 +170,11 @@ class server_process {
     argv.push_back(std::to_string(port_));
     argv.push_back("-l");
     argv.push_back("127.0.0.1");
-    if (::geteuid() == 0 && name == "memcached") {
+    // memcached refuses to run as root without -u; the baseline may be a
+    // dhtkit-cache, which has no -u.
+    const std::string& binary = argv.front();
+    const bool is_memcached = binary.size() >= 9 && binary.compare(binary.size() - 9, 9, "memcached") == 0;
+    if (::geteuid() == 0 && is_memcached) {
       argv.push_back("-u");
       argv.push_back("nobody");
     }
@@ -490,9 +502,10 @@ struct rss_result {
 
 const std::vector<std::string> server_flags{"-t", "2", "-m", "1024"};
 
-std::vector<std::string> server_argv(const std::string& binary) {
+std::vector<std::string> server_argv(const std::string& binary, const std::vector<std::string>& extra = {}) {
   std::vector<std::string> argv{binary};
   argv.insert(argv.end(), server_flags.begin(), server_flags.end());
+  argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }
 
@@ -545,7 +558,7 @@ using rounds_table = std::vector<std::vector<std::vector<load_result>>>;
 rounds_table measure_loads(const config& cfg) {
   const char* const names[2] = {"memcached", "dhtkit"};
   server_process memcached(names[0], server_argv(cfg.memcached));
-  server_process dhtkit(names[1], server_argv(cfg.dhtkit));
+  server_process dhtkit(names[1], server_argv(cfg.dhtkit, cfg.dhtkit_flags));
   const server_process* const servers[2] = {&memcached, &dhtkit};
   for (const auto* server : servers) load(server->port(), cfg.keys, cfg.value_size, 2);
   rounds_table out(2, std::vector<std::vector<load_result>>(cfg.depths.size()));
@@ -566,9 +579,10 @@ rounds_table measure_loads(const config& cfg) {
 }
 
 // Phase 2: a fresh server, `rss_items` items stored, its VmRSS.
-rss_result measure_rss(const std::string& name, const std::string& binary, const config& cfg) {
+rss_result measure_rss(const std::string& name, const std::string& binary, const config& cfg,
+                       const std::vector<std::string>& flags = {}) {
   rss_result out;
-  server_process server(name, server_argv(binary));
+  server_process server(name, server_argv(binary, flags));
   const auto start = clock_type::now();
   load(server.port(), cfg.rss_items, cfg.value_size, 2);
   out.load_s = std::chrono::duration<double>(clock_type::now() - start).count();
@@ -610,6 +624,10 @@ std::optional<config> parse(int argc, char** argv) {
       cfg.memcached = v;
     } else if (a == "--dhtkit" && (v = next())) {
       cfg.dhtkit = v;
+    } else if (a == "--dhtkit-flag" && (v = next())) {
+      cfg.dhtkit_flags.push_back(v);
+    } else if (a == "--baseline-name" && (v = next())) {
+      cfg.baseline_name = v;
     } else if (a == "--rounds" && (v = next())) {
       rounds = std::atoi(v);
     } else if (a == "--seconds" && (v = next())) {
@@ -624,7 +642,8 @@ std::optional<config> parse(int argc, char** argv) {
       std::fprintf(
           stderr,
           "usage: %s [--quick] [--dhtkit PATH] [--memcached PATH] [--rounds N (default 3, --quick 1)] "
-          "[--seconds S] [--threads N] [--connections N] [--depth N (default: both 1 and 16)]\n",
+          "[--seconds S] [--threads N] [--connections N] [--depth N (default: both 1 and 16)] "
+          "[--dhtkit-flag FLAG]... [--baseline-name NAME]\n",
           argv[0]);
       return std::nullopt;
     }
@@ -657,7 +676,7 @@ int main(int argc, char** argv) {
   try {
     const rounds_table loads = measure_loads(*cfg);
     const rss_result base_rss = measure_rss("memcached", cfg->memcached, *cfg);
-    const rss_result ours_rss = measure_rss("dhtkit", cfg->dhtkit, *cfg);
+    const rss_result ours_rss = measure_rss("dhtkit", cfg->dhtkit, *cfg, cfg->dhtkit_flags);
 
     struct figure {
       const char* name;
@@ -686,13 +705,15 @@ int main(int argc, char** argv) {
         }
         const std::string extra = ",\"rounds_value\":" + json_array(per_round[1]) +
                                   ",\"rounds_baseline\":" + json_array(per_round[0]);
-        out.emit(figures[f].name, params, med[1][f], figures[f].unit, {"memcached", med[0][f]}, extra);
+        out.emit(figures[f].name, params, med[1][f], figures[f].unit, {cfg->baseline_name.c_str(), med[0][f]},
+                 extra);
       }
       for (int s = 0; s < 2; ++s)
         std::fprintf(stderr, "median of %d  %-10s depth %2d: %10.0f ops/s  p50 %8.1f us  p99 %8.1f us\n",
                      cfg->rounds, names[s], cfg->depths[d], med[s][0], med[s][1], med[s][2]);
-      std::fprintf(stderr, "ratio dhtkit/memcached depth %2d: throughput %.3g  p50 %.3g  p99 %.3g\n",
-                   cfg->depths[d], med[1][0] / med[0][0], med[1][1] / med[0][1], med[1][2] / med[0][2]);
+      std::fprintf(stderr, "ratio dhtkit/%s depth %2d: throughput %.3g  p50 %.3g  p99 %.3g\n",
+                   cfg->baseline_name.c_str(), cfg->depths[d], med[1][0] / med[0][0], med[1][1] / med[0][1],
+                   med[1][2] / med[0][2]);
     }
     const rss_result* const rss[2] = {&base_rss, &ours_rss};
     for (int s = 0; s < 2; ++s)
@@ -700,7 +721,7 @@ int main(int argc, char** argv) {
                    rss[s]->rss_mib, cfg->rss_items, cfg->value_size, rss[s]->load_s);
     std::snprintf(params, sizeof params, "\"items\":%zu,\"value_bytes\":%zu,\"memory_limit_mb\":1024",
                   cfg->rss_items, cfg->value_size);
-    out.emit("rss/loaded", params, ours_rss.rss_mib, "MiB", {"memcached", base_rss.rss_mib});
+    out.emit("rss/loaded", params, ours_rss.rss_mib, "MiB", {cfg->baseline_name.c_str(), base_rss.rss_mib});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_cache_load: %s\n", e.what());
     return 1;
