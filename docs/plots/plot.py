@@ -137,13 +137,15 @@ def chord(rows):
     ax.text(
         0.99,
         0.02,
-        f"{lookups}·N lookups of random keys from random nodes per ring, simulated network",
+        f"{lookups}·N lookups of random keys from random nodes per ring, simulated network;\n"
+        "a hop is a node that answered a routing request (the owner check is not counted)",
         transform=ax.transAxes,
         ha="right",
         fontsize=8,
         color="0.3",
     )
-    finish(fig, "chord_path_length", "Chord: lookup path length against the paper", "build/release/bench/bench_chord")
+    finish(fig, "chord_path_length", "Chord: lookup path length against the paper",
+           "bash docs/plots/collect.sh chord  (build/release/bench/bench_chord)")
 
 
 def ecdf(values):
@@ -187,7 +189,7 @@ def swim_detection(rows):
         fig,
         "swim_detection",
         "SWIM + Lifeguard: how long a crash takes to detect (LAN preset, 1 s period)",
-        "build/release/bench/bench_membership",
+        "bash docs/plots/collect.sh membership  (build/release/bench/bench_membership)",
     )
 
 
@@ -248,7 +250,7 @@ def swim_false_dead(rows):
         fig,
         "swim_false_dead",
         "SWIM against SWIM + Lifeguard: live members wrongly declared dead",
-        "build/release/bench/bench_membership",
+        "bash docs/plots/collect.sh membership  (build/release/bench/bench_membership)",
     )
 
 
@@ -285,9 +287,11 @@ def ring_balance(rows):
     right.set_xlabel("nodes, least to most loaded (percentile)")
     right.set_ylabel("load / mean load")
     right.set_title(f"every node's load at N = {largest:,}")
-    right.text(0.02, 0.97, f"{keys:,} keys; jump hash's spread is\nthat sample's binomial noise", transform=right.transAxes,
+    right.text(0.02, 0.97, f"{keys:,} keys; jump hash's spread is\nthat sample's binomial noise",
+               transform=right.transAxes,
                va="top", fontsize=8, color="0.3")
-    finish(fig, "ring_balance", "Consistent-hash ring: load balance against jump hash", "build/release/bench/bench_ring")
+    finish(fig, "ring_balance", "Consistent-hash ring: load balance against jump hash",
+           "bash docs/plots/collect.sh ring  (build/release/bench/bench_ring)")
 
 
 def cache(rows):
@@ -296,40 +300,74 @@ def cache(rows):
     if not tput:
         return
     depths = [r["params"]["depth"] for r in tput]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, HEIGHT))
+    ticks = [f"depth {d}\n" + ("(no pipelining)" if d == 1 else "(pipelined)") for d in depths]
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(WIDTH, HEIGHT))
     width = 0.36
-    for ax, name, scale, unit in ((left, "get_set/throughput", 1e-3, "thousand ops/s"), (right, "get_set/p99", 1.0, "µs")):
+    dot = {"linestyle": "none", "marker": "o", "markersize": 3.5, "markerfacecolor": "white", "markeredgecolor": "0.15"}
+
+    def side_by_side(ax, name, scale):
         for i, d in enumerate(depths):
             r = one(rows, name, depth=d)
-            for k, (value, rounds, colour, label) in enumerate(
+            for k, (value, rounds, face, label) in enumerate(
                 (
-                    (r["baseline_value"], r.get("rounds_baseline", []), REFERENCE, "memcached"),
+                    (r["baseline_value"], r.get("rounds_baseline", []), "0.55", "memcached"),
                     (r["value"], r.get("rounds_value", []), DHTKIT, "dhtkit-cache"),
                 )
             ):
                 x = i + (k - 0.5) * width
-                ax.bar(x, value * scale, width, color=colour if k else "0.55", edgecolor=colour,
+                ax.bar(x, value * scale, width, color=face, edgecolor="black" if k == 0 else DHTKIT,
                        label=label if i == 0 else None)
                 if rounds:
-                    ax.plot([x] * len(rounds), [v * scale for v in rounds], linestyle="none", marker="o",
-                            markersize=3.5, markerfacecolor="white", markeredgecolor="0.15",
-                            label="each round" if i == 0 and k == 1 else None)
-            top = max([r["value"], r["baseline_value"]] + r.get("rounds_value", []) + r.get("rounds_baseline", []))
-            ax.annotate(f"{r['ratio']:.2f}×", (i, top * scale), ha="center",
-                        va="bottom", xytext=(0, 4), textcoords="offset points", fontsize=9, fontweight="bold")
+                    ax.plot([x] * len(rounds), [v * scale for v in rounds],
+                            label="each round" if i == 0 and k else None, **dot)
         ax.set_xticks(range(len(depths)))
-        ax.set_xticklabels([f"depth {d}" + (" (no pipelining)" if d == 1 else " (pipelined)") for d in depths])
-        ax.set_ylim(0, ax.get_ylim()[1] * 1.12)
-    left.set_ylabel("throughput (thousand ops/s; higher is better)")
-    left.set_title("throughput, median of rounds")
-    right.set_ylabel("p99 latency (µs; lower is better)")
-    right.set_title("p99 latency, median of rounds")
+        ax.set_xticklabels(ticks)
+
+    side_by_side(left, "get_set/throughput", 1e-3)
+    left.set_ylabel("thousand requests/s (higher is better)")
+    left.set_title("throughput")
+    left.set_ylim(0, left.get_ylim()[1] * 1.25)
     handles, labels = left.get_legend_handles_labels()
     order = [labels.index(x) for x in ("memcached", "dhtkit-cache", "each round") if x in labels]
     left.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper left")
+
+    # The rounds are interleaved pairs (both servers loaded back to back), so
+    # each round's own ratio is a fair sample of the spread.
+    for i, r in enumerate(tput):
+        middle.bar(i, r["ratio"], 0.5, color=DHTKIT)
+        pairs = list(zip(r.get("rounds_value", []), r.get("rounds_baseline", [])))
+        if pairs:
+            middle.plot([i] * len(pairs), [a / b for a, b in pairs], **dot)
+        middle.annotate(f"{r['ratio']:.2f}×", (i, max([r["ratio"]] + [a / b for a, b in pairs])), ha="center",
+                        va="bottom", xytext=(0, 8), textcoords="offset points", fontsize=9, fontweight="bold", zorder=5)
+    middle.axhline(1.0, color=REFERENCE, linestyle="--", label="memcached = 1")
+    middle.set_xticks(range(len(depths)))
+    middle.set_xticklabels(ticks)
+    middle.set_xlim(-0.6, len(depths) - 0.4)
+    middle.set_ylim(0, middle.get_ylim()[1] * 1.1)
+    middle.set_ylabel("dhtkit-cache / memcached (median)")
+    middle.set_title("throughput ratio")
+    middle.legend(loc="center left")
+
+    side_by_side(right, "get_set/p99", 1.0)
+    right.set_yscale("log")
+    right.set_ylabel("p99 latency, µs (log scale; lower is better)")
+    right.set_title("p99 latency")
+    for i, d in enumerate(depths):
+        r = one(rows, "get_set/p99", depth=d)
+        top = max([r["value"], r["baseline_value"]] + r.get("rounds_value", []) + r.get("rounds_baseline", []))
+        right.annotate(f"{r['ratio']:.2f}×", (i, top), ha="center", va="bottom", xytext=(0, 4),
+                       textcoords="offset points", fontsize=9, fontweight="bold")
+    # Bars on a log axis start at the decade below the smallest value, not at
+    # an arbitrary autoscaled floor.
+    low = min(v for d in depths for r in [one(rows, "get_set/p99", depth=d)]
+              for v in [r["value"], r["baseline_value"]] + r.get("rounds_value", []) + r.get("rounds_baseline", []))
+    right.set_ylim(10 ** math.floor(math.log10(low)), right.get_ylim()[1] * 2)
+
     p = tput[0]["params"]
-    note = (f"{p['get_set']} get:set, {p['keys']:,} keys of {p['value_bytes']} B, {p['connections']} connections, "
-            f"2 server threads each, {p['rounds']} interleaved rounds of {p['seconds']:g} s; n× = dhtkit-cache / memcached")
+    note = (f"{p['get_set']} get:set on {p['keys']:,} keys of {p['value_bytes']} B, {p['connections']} connections, "
+            f"{p['server_threads']} server threads each; median of {p['rounds']} interleaved rounds of "
+            f"{p['seconds']:g} s; n× = dhtkit-cache / memcached")
     fig.text(0.5, 0.045, note, ha="center", fontsize=8, color="0.3")
     finish(fig, "cache_vs_memcached", "dhtkit-cache against memcached on the same machine, by pipeline depth",
            "bash docs/plots/collect.sh cache  (bench_cache_load, as bench/cache/run.sh)", bottom=0.08)
