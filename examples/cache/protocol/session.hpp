@@ -65,6 +65,7 @@ class session {
   session_status run(std::string& out) {
     if (closing_) return session_status::close;
     command_env env{ctx_, ctx_.now(), tally_};
+    if (metrics_ != nullptr) last_ns_ = metrics_->now_ns();
     for (;;) {
       if (out.size() >= max_output_) return session_status::output_full;
       if (text_.multiget.active) {
@@ -136,17 +137,20 @@ class session {
     return r.outcome;
   }
 
-  // A stretch of work on one command, for command_metrics.
+  // A stretch of work on one command, for command_metrics. It starts where
+  // the previous one ended (or where process() began), so parsing the
+  // command's line is part of it and the clock is read once per stretch, not
+  // twice: at 30-odd ns a reading, that halves what metrics cost a command.
   struct stretch {
     std::uint64_t start_ns = 0;
     std::size_t out_mark = 0;
   };
-  stretch begin_stretch(const std::string& out) const {
-    return metrics_ == nullptr ? stretch{} : stretch{metrics_->now_ns(), out.size()};
-  }
+  stretch begin_stretch(const std::string& out) const { return stretch{last_ns_, out.size()}; }
   void end_stretch(const stretch& st, const std::string& out, bool command_done) {
     if (metrics_ == nullptr || !in_flight_.open()) return;
-    in_flight_.add(metrics_->now_ns() - st.start_ns, std::string_view(out).substr(st.out_mark));
+    const std::uint64_t now = metrics_->now_ns();
+    in_flight_.add(now - st.start_ns, std::string_view(out).substr(st.out_mark));
+    last_ns_ = now;
     if (command_done) in_flight_.finish(*metrics_);
   }
 
@@ -160,6 +164,7 @@ class session {
   bool closing_ = false;
   command_metrics* metrics_;
   command_in_flight in_flight_;
+  std::uint64_t last_ns_ = 0;  // when the last stretch ended (or process() began)
 };
 
 }  // namespace dhtkit_cache
