@@ -56,10 +56,9 @@ TEST_CASE("cache metrics: each command is counted once by its command and its re
   CHECK(t.m.count(command_kind::touch, reply_outcome::touched) == 1);
   CHECK(t.m.count(command_kind::other, reply_outcome::error) == 2);  // bogus, and the empty line
   CHECK(t.m.count(command_kind::mg, reply_outcome::hit) == 1);
-  CHECK(t.m.count(command_kind::mg, reply_outcome::miss) == 1);
+  CHECK(t.m.count(command_kind::mg, reply_outcome::miss) == 2);  // one shown, one hidden by q
   CHECK(t.m.count(command_kind::ms, reply_outcome::stored) == 1);
   CHECK(t.m.count(command_kind::md, reply_outcome::deleted) == 1);
-  CHECK(t.m.count(command_kind::mg, reply_outcome::noreply) == 1);  // q hid EN
   CHECK(t.m.count(command_kind::mn, reply_outcome::ok) == 1);
   // Nothing else was counted: one observation per command.
   std::uint64_t total = 0;
@@ -76,7 +75,8 @@ TEST_CASE("cache metrics: a storage command's duration leaves out the wait for i
   CHECK(t.send("lo\r\n") == "STORED\r\n");
   CHECK(t.m.count(command_kind::set, reply_outcome::stored) == 1);
   CHECK(t.m.duration_sum_ns(command_kind::set) == 2000);
-  CHECK(t.m.bucket(command_kind::set, 1) == 1);  // (1 us, 2.5 us]
+  CHECK(t.m.bucket(command_kind::set, 3) == 1);  // (1 us, 2.5 us]
+  CHECK(dhtkit_cache::latency_bounds_ns[3] == 2500);
 }
 
 TEST_CASE("cache metrics: a multiget that resumes is one command, its stretches summed") {
@@ -98,11 +98,44 @@ TEST_CASE("cache metrics: a multiget that resumes is one command, its stretches 
   CHECK(get_observations == 1);
 }
 
-TEST_CASE("cache metrics: a session without metrics measures nothing and replies the same") {
-  cache_test::fixture f;
-  const auto plain = cache_test::run(f, "set a 0 0 1\r\nx\r\nget a\r\n");
+TEST_CASE(
+    "cache metrics: quiet meta commands count what q hid, ma's value is not a hit, a bad chunk is an error") {
   metered t;
-  CHECK(t.send("set a 0 0 1\r\nx\r\nget a\r\n") == plain.out);
+  const std::string out = t.send(
+      "ms q1 1 q\r\nv\r\nmd q1 q\r\nset n 0 0 1\r\n5\r\nma n v\r\nma n q\r\ngat 10 n\r\n"
+      "gats 10 zz\r\nset c 0 0 2\r\nabcd\r\nquit\r\n");
+  CHECK(out.find("VA 1\r\n6\r\n") != std::string::npos);
+  CHECK(t.m.count(command_kind::ms, reply_outcome::stored) == 1);
+  CHECK(t.m.count(command_kind::md, reply_outcome::deleted) == 1);
+  CHECK(t.m.count(command_kind::ma, reply_outcome::ok) == 2);
+  CHECK(t.m.count(command_kind::ma, reply_outcome::hit) == 0);
+  CHECK(t.m.count(command_kind::gat, reply_outcome::hit) == 1);
+  CHECK(t.m.count(command_kind::gats, reply_outcome::miss) == 1);
+  CHECK(t.m.count(command_kind::set, reply_outcome::stored) == 1);
+  CHECK(t.m.count(command_kind::set, reply_outcome::client_error) == 1);  // bad data chunk
+  CHECK(t.m.count(command_kind::quit, reply_outcome::noreply) == 1);
+}
+
+TEST_CASE("cache metrics: a line too long is counted as a client error before the connection closes") {
+  for (const bool get : {true, false}) {
+    metered t;
+    cache_test::run_result r;
+    const std::string line = (get ? "get " : "set ") + std::string(70000, 'k');
+    cache_test::feed(t.s, line, 4096, r);
+    CHECK(r.closed);
+    const command_kind k = get ? command_kind::get : command_kind::other;
+    CHECK(t.m.count(k, reply_outcome::client_error) == 1);
+    CHECK(t.observations(k) == 1);
+  }
+}
+
+TEST_CASE("cache metrics: a session with metrics replies as one without") {
+  cache_test::fixture f;
+  const std::string requests =
+      "set a 0 0 1\r\nx\r\nget a b\r\nmg a v q\r\nmg zz v q\r\nmn\r\nset big 0 0 x\r\n";
+  const auto plain = cache_test::run(f, requests);
+  metered t;
+  CHECK(t.send(requests) == plain.out);
 }
 
 TEST_CASE("cache metrics: reply classification") {
@@ -115,6 +148,11 @@ TEST_CASE("cache metrics: reply classification") {
   CHECK(classify_reply(command_kind::set, "SERVER_ERROR out of memory storing object\r\n") ==
         reply_outcome::server_error);
   CHECK(classify_reply(command_kind::get, "") == reply_outcome::noreply);
+  CHECK(classify_reply(command_kind::ma, "VA 1\r\n") == reply_outcome::ok);
+  CHECK(classify_reply(command_kind::mg, "VA 1\r\n") == reply_outcome::hit);
+  CHECK(classify_reply(command_kind::mg, "") == reply_outcome::miss);  // q hid EN
+  CHECK(classify_reply(command_kind::ms, "") == reply_outcome::stored);
+  CHECK(classify_reply(command_kind::md, "") == reply_outcome::deleted);
   CHECK(dhtkit_cache::command_of("bget") == command_kind::get);
   CHECK(dhtkit_cache::command_of("delete") == command_kind::delete_);
   CHECK(dhtkit_cache::command_of("GET") == command_kind::other);

@@ -18,8 +18,9 @@
 // and it cannot disagree with what the client saw. For get, gets, gat and
 // gats, hit means at least one key was found (a text multiget has no other
 // per-command answer); per-key hits and misses are the get_hits and
-// get_misses counters. A command with no reply (noreply, or a meta q flag
-// that suppressed it) counts as noreply.
+// get_misses counters. A text command with noreply counts as noreply; a meta
+// command whose q flag hid its reply counts as the outcome q hides. A line
+// too long to parse counts as a client_error of get (a get line) or other.
 //
 // Duration is the time the server spent on the command: parsing its line,
 // the store, writing its reply into the output buffer, summed over every
@@ -91,7 +92,7 @@ enum class reply_outcome : std::uint8_t {
   not_found,     // NOT_FOUND, NF
   deleted,       // DELETED, md's HD
   touched,       // TOUCHED
-  noreply,       // no reply at all (noreply, meta q)
+  noreply,       // no reply at all (a text command's noreply)
   error,         // ERROR: an unknown command or a disabled one
   client_error,  // CLIENT_ERROR: the request was malformed
   server_error,  // SERVER_ERROR: too large, out of memory, ...
@@ -102,11 +103,27 @@ inline constexpr std::array<std::string_view, reply_outcomes> outcome_names = {
     "ok",      "hit",     "miss",    "stored", "not_stored",   "exists",      "not_found",
     "deleted", "touched", "noreply", "error",  "client_error", "server_error"};
 
-// The outcome of `command` whose reply starts with `reply` (empty: no reply).
+// The outcome of `command` whose reply starts with `reply`. An empty reply is
+// a text command's noreply, or a meta command's q flag, which hides only one
+// known outcome per command (mg's EN, ms's and md's HD, ma's HD): that one.
 inline reply_outcome classify_reply(command_kind command, std::string_view reply) {
-  if (reply.empty()) return reply_outcome::noreply;
+  if (reply.empty()) {
+    switch (command) {
+      case command_kind::mg:
+        return reply_outcome::miss;
+      case command_kind::ms:
+        return reply_outcome::stored;
+      case command_kind::md:
+        return reply_outcome::deleted;
+      case command_kind::ma:
+        return reply_outcome::ok;
+      default:
+        return reply_outcome::noreply;
+    }
+  }
   const std::string_view word = reply.substr(0, reply.find_first_of(" \r"));
-  if (word == "VALUE" || word == "VA") return reply_outcome::hit;
+  // ma's VA is its number (the v flag), not a hit.
+  if (word == "VALUE" || (word == "VA" && command != command_kind::ma)) return reply_outcome::hit;
   if (word == "END" || word == "EN") return reply_outcome::miss;
   if (word == "STORED") return reply_outcome::stored;
   if (word == "NOT_STORED" || word == "NS") return reply_outcome::not_stored;
@@ -114,7 +131,7 @@ inline reply_outcome classify_reply(command_kind command, std::string_view reply
   if (word == "NOT_FOUND" || word == "NF") return reply_outcome::not_found;
   if (word == "DELETED") return reply_outcome::deleted;
   if (word == "TOUCHED") return reply_outcome::touched;
-  if (word == "ERROR" || word.starts_with("ERROR")) return reply_outcome::error;
+  if (word.starts_with("ERROR")) return reply_outcome::error;  // also "ERROR:" (shutdown without -A)
   if (word == "CLIENT_ERROR") return reply_outcome::client_error;
   if (word == "SERVER_ERROR") return reply_outcome::server_error;
   if (word == "HD") {
@@ -133,11 +150,11 @@ inline reply_outcome classify_reply(command_kind command, std::string_view reply
 }
 
 // Upper bounds of the latency buckets, in nanoseconds (exported in seconds).
-// A command served from memory takes a few microseconds; the top buckets
-// catch a stats report, a flush or a stall.
-inline constexpr std::array<std::uint64_t, 12> latency_bounds_ns = {
-    1'000,   2'500,   5'000,   10'000,    25'000,     50'000,
-    100'000, 250'000, 500'000, 1'000'000, 10'000'000, 100'000'000};
+// A get served from memory takes a few hundred nanoseconds to a few
+// microseconds; the top buckets catch a stats report, a flush or a stall.
+inline constexpr std::array<std::uint64_t, 14> latency_bounds_ns = {
+    250,    500,     1'000,   2'500,   5'000,     10'000,     25'000,
+    50'000, 100'000, 250'000, 500'000, 1'000'000, 10'000'000, 100'000'000};
 
 inline std::uint64_t steady_ns() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -215,7 +232,7 @@ class command_in_flight {
 
   void finish(command_metrics& m) {
     if (!open_) return;
-    m.record(kind_, classified_ ? outcome_ : reply_outcome::noreply, elapsed_ns_);
+    m.record(kind_, classified_ ? outcome_ : classify_reply(kind_, {}), elapsed_ns_);
     open_ = false;
   }
 

@@ -82,6 +82,13 @@ class session {
           // memcached closes the connection without a word, except for the
           // multiget it lets grow; ours is bounded, so that one is told why.
           if (parser_.partial_line_is_get()) out.append("CLIENT_ERROR line too long\r\n");
+          if (metrics_ != nullptr) {
+            // A client error whether or not the client is told; counted
+            // before the connection closes.
+            in_flight_.start(parser_.partial_line_is_get() ? command_kind::get : command_kind::other);
+            in_flight_.add(metrics_->now_ns() - last_ns_, "CLIENT_ERROR");
+            in_flight_.finish(*metrics_);
+          }
           closing_ = true;
           return session_status::close;
         case request_parser::kind::line:

@@ -16,6 +16,10 @@
 // the memcached counters these mirror (hits, misses, evictions, ...); to
 // Prometheus that is a counter reset, which rate() and increase() handle.
 // The per-command counters are never reset.
+//
+// A scrape reads each counter once, while workers go on counting: a
+// histogram's _count and _sum, and commands_total, may be a few commands
+// apart within one scrape (the buckets and _count always agree).
 #pragma once
 
 #include <prometheus/collectable.h>
@@ -34,6 +38,38 @@
 namespace dhtkit_cache {
 
 namespace detail {
+
+// Series exported from the start, at zero, so that rate() sees their first
+// increment and an alert on errors has a series to read before any error.
+// Other pairs appear once they have happened: 27 commands by 13 outcomes
+// would be mostly zeros nobody reads.
+struct command_outcome {
+  command_kind command;
+  reply_outcome outcome;
+};
+inline constexpr command_outcome always_exported[] = {
+    {command_kind::get, reply_outcome::hit},           {command_kind::get, reply_outcome::miss},
+    {command_kind::get, reply_outcome::client_error},  {command_kind::set, reply_outcome::stored},
+    {command_kind::set, reply_outcome::noreply},       {command_kind::set, reply_outcome::client_error},
+    {command_kind::set, reply_outcome::server_error},  {command_kind::delete_, reply_outcome::deleted},
+    {command_kind::delete_, reply_outcome::not_found}, {command_kind::mg, reply_outcome::hit},
+    {command_kind::mg, reply_outcome::miss},           {command_kind::ms, reply_outcome::stored},
+    {command_kind::ms, reply_outcome::server_error},   {command_kind::other, reply_outcome::error},
+};
+inline constexpr command_kind always_timed[] = {command_kind::get, command_kind::set, command_kind::mg,
+                                                command_kind::ms};
+
+inline bool exported_at_zero(command_kind k, reply_outcome o) {
+  for (const auto& p : always_exported)
+    if (p.command == k && p.outcome == o) return true;
+  return false;
+}
+
+inline bool timed_at_zero(command_kind k) {
+  for (const auto t : always_timed)
+    if (t == k) return true;
+  return false;
+}
 
 inline prometheus::MetricFamily family(std::string name, std::string help, prometheus::MetricType type) {
   prometheus::MetricFamily f;
@@ -101,7 +137,7 @@ class metrics_collector : public prometheus::Collectable {
                         static_cast<double>(st.limit_maxbytes)));
     out.push_back(counter("dhtkit_cache_evictions_total", "Live items dropped to make room",
                           static_cast<double>(st.evictions)));
-    out.push_back(counter("dhtkit_cache_reclaimed_total", "Expired or flushed items freed",
+    out.push_back(counter("dhtkit_cache_items_reclaimed_total", "Expired or flushed items freed",
                           static_cast<double>(st.reclaimed)));
     out.push_back(counter("dhtkit_cache_out_of_memory_total", "Writes refused for lack of memory (-M)",
                           static_cast<double>(st.out_of_memory)));
@@ -133,8 +169,7 @@ class metrics_collector : public prometheus::Collectable {
         std::uint64_t n = 0;
         for (const command_metrics* w : workers_)
           n += w->count(static_cast<command_kind>(k), static_cast<reply_outcome>(o));
-        // Only pairs that happened: 27 commands by 13 outcomes would be mostly zeros.
-        if (n != 0)
+        if (n != 0 || detail::exported_at_zero(static_cast<command_kind>(k), static_cast<reply_outcome>(o)))
           detail::add_value(
               f, static_cast<double>(n),
               {{"command", std::string(command_names[k])}, {"outcome", std::string(outcome_names[o])}});
@@ -156,7 +191,7 @@ class metrics_collector : public prometheus::Collectable {
         if (b < latency_bounds_ns.size())
           m.histogram.bucket.push_back({cumulative, static_cast<double>(latency_bounds_ns[b]) * 1e-9});
       }
-      if (cumulative == 0) continue;
+      if (cumulative == 0 && !detail::timed_at_zero(kind)) continue;
       for (const command_metrics* w : workers_) sum_ns += w->duration_sum_ns(kind);
       // The serializer adds the +Inf bucket from sample_count.
       m.histogram.sample_count = cumulative;

@@ -129,12 +129,19 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
                  "close a connection after this many seconds without traffic; 0: never (default: 0; "
                  "memcached: -o idle_timeout)")
       ->check(CLI::Range(std::size_t{0}, std::size_t{30} * 24 * 3600));
-  app.add_option("--metrics-port", opt.metrics_port,
-                 "serve Prometheus metrics on http://ADDRESS:PORT/metrics (default: off; 0 picks a free "
-                 "port and prints it)")
-      ->check(CLI::Range(0, 65535));
+  auto* metrics_port =
+      app.add_option("--metrics-port", opt.metrics_port,
+#ifdef DHTKIT_CACHE_METRICS
+                     "serve Prometheus metrics on http://ADDRESS:PORT/metrics (default: off; 0 picks a free "
+#else
+                     "not in this build (dhtkit-cache was built without prometheus-cpp): refused. Otherwise: "
+                     "serve Prometheus metrics on http://ADDRESS:PORT/metrics (default: off; 0 picks a free "
+#endif
+                     "port and prints it)")
+          ->check(CLI::Range(0, 65535));
   app.add_option("--metrics-listen", opt.metrics_listen,
-                 "IP address of the metrics endpoint (default: the -l address)");
+                 "IPv4 address of the metrics endpoint (default: the -l address)")
+      ->needs(metrics_port);
   app.add_flag("-V,--version", show_version, "print the version and exit");
 
   try {
@@ -171,9 +178,18 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
   std::error_code ec;
   (void)asio::ip::make_address(opt.listen, ec);
   if (ec) return fail("-l " + opt.listen + ": not an IP address");
-  if (opt.metrics_listen.empty()) opt.metrics_listen = opt.listen;
-  (void)asio::ip::make_address(opt.metrics_listen, ec);
-  if (ec) return fail("--metrics-listen " + opt.metrics_listen + ": not an IP address");
+  if (opt.metrics_port >= 0) {
+    // Debian's civetweb (under prometheus-cpp) cannot bind one IPv6 address:
+    // refuse it here rather than fail at start with civetweb's "null context".
+    const bool given = !opt.metrics_listen.empty();
+    if (!given) opt.metrics_listen = opt.listen;
+    const auto address = asio::ip::make_address(opt.metrics_listen, ec);
+    if (ec) return fail("--metrics-listen " + opt.metrics_listen + ": not an IP address");
+    if (address.is_v6())
+      return fail(std::string(given ? "--metrics-listen " : "-l ") + opt.metrics_listen +
+                  ": the metrics endpoint takes an IPv4 address (prometheus-cpp's web server cannot bind "
+                  "a single IPv6 one); give --metrics-listen an IPv4 address");
+  }
 #ifndef DHTKIT_CACHE_METRICS
   if (opt.metrics_port >= 0)
     return fail(
