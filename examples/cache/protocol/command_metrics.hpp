@@ -103,23 +103,29 @@ inline constexpr std::array<std::string_view, reply_outcomes> outcome_names = {
     "ok",      "hit",     "miss",    "stored", "not_stored",   "exists",      "not_found",
     "deleted", "touched", "noreply", "error",  "client_error", "server_error"};
 
+// What a meta command's HD ("done", no other word) means for it.
+inline reply_outcome hd_outcome(command_kind command) {
+  switch (command) {
+    case command_kind::mg:
+      return reply_outcome::hit;
+    case command_kind::ms:
+      return reply_outcome::stored;
+    case command_kind::md:
+      return reply_outcome::deleted;
+    default:
+      return reply_outcome::ok;
+  }
+}
+
 // The outcome of `command` whose reply starts with `reply`. An empty reply is
 // a text command's noreply, or a meta command's q flag, which hides only one
-// known outcome per command (mg's EN, ms's and md's HD, ma's HD): that one.
+// known outcome per command (mg's EN, and the HD of ms, md and ma): that one.
 inline reply_outcome classify_reply(command_kind command, std::string_view reply) {
   if (reply.empty()) {
-    switch (command) {
-      case command_kind::mg:
-        return reply_outcome::miss;
-      case command_kind::ms:
-        return reply_outcome::stored;
-      case command_kind::md:
-        return reply_outcome::deleted;
-      case command_kind::ma:
-        return reply_outcome::ok;
-      default:
-        return reply_outcome::noreply;
-    }
+    if (command == command_kind::mg) return reply_outcome::miss;
+    if (command == command_kind::ms || command == command_kind::md || command == command_kind::ma)
+      return hd_outcome(command);
+    return reply_outcome::noreply;
   }
   const std::string_view word = reply.substr(0, reply.find_first_of(" \r"));
   // ma's VA is its number (the v flag), not a hit.
@@ -134,18 +140,7 @@ inline reply_outcome classify_reply(command_kind command, std::string_view reply
   if (word.starts_with("ERROR")) return reply_outcome::error;  // also "ERROR:" (shutdown without -A)
   if (word == "CLIENT_ERROR") return reply_outcome::client_error;
   if (word == "SERVER_ERROR") return reply_outcome::server_error;
-  if (word == "HD") {
-    switch (command) {
-      case command_kind::mg:
-        return reply_outcome::hit;
-      case command_kind::ms:
-        return reply_outcome::stored;
-      case command_kind::md:
-        return reply_outcome::deleted;
-      default:
-        return reply_outcome::ok;
-    }
-  }
+  if (word == "HD") return hd_outcome(command);
   return reply_outcome::ok;
 }
 
