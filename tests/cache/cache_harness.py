@@ -60,7 +60,10 @@ class Server:
         self.binary = binary
         self.host = "127.0.0.1"
         self._stderr = []
-        self._stderr_lock = threading.Lock()
+        # A condition, not a bare lock: wait_stderr() sleeps until the drain
+        # thread brings more output (or the end of it), not on a clock.
+        self._stderr_lock = threading.Condition()
+        self._stderr_closed = False
         self.proc = None
         if is_memcached(binary):
             self.port = free_port()
@@ -118,10 +121,14 @@ class Server:
         def run():
             while True:
                 chunk = self.proc.stderr.read1(4096) if hasattr(self.proc.stderr, "read1") else b""
+                with self._stderr_lock:
+                    if chunk:
+                        self._stderr.append(chunk)
+                    else:
+                        self._stderr_closed = True
+                    self._stderr_lock.notify_all()
                 if not chunk:
                     return
-                with self._stderr_lock:
-                    self._stderr.append(chunk)
 
         threading.Thread(target=run, daemon=True).start()
 
@@ -131,14 +138,17 @@ class Server:
 
     def wait_stderr(self, pattern, timeout=15.0):
         """The first match of the regex `pattern` in stderr, waiting at most `timeout` seconds for it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            match = re.search(pattern, self.stderr_text())
-            if match:
-                return match
-            if self.proc.poll() is not None or time.monotonic() >= deadline:
-                raise RuntimeError(f"no {pattern!r} on stderr within {timeout} s: {self.stderr_text()!r}")
-            time.sleep(0.01)
+        found = []
+
+        def ready():
+            found[:] = [re.search(pattern, b"".join(self._stderr).decode(errors="replace"))]
+            return found[0] is not None or self._stderr_closed
+
+        with self._stderr_lock:
+            self._stderr_lock.wait_for(ready, timeout)
+        if found and found[0] is not None:
+            return found[0]
+        raise RuntimeError(f"no {pattern!r} on stderr within {timeout} s: {self.stderr_text()!r}")
 
     def address(self):
         return (self.host, self.port)
