@@ -195,33 +195,23 @@ class store {
   /// used: moved to the LRU's head, last_access = now, fetched. False on a miss.
   template <class F>
   bool read(std::string_view key, rel_time now, F&& f) {
-    if (key.empty() || key.size() > config_.max_key_size) return false;
-    const std::uint64_t h = hash(key);
-    detail::shard& s = shard_for(h);
-    std::lock_guard lock(s.mutex);
-    detail::item* it = find_live(s, key, h, now);
-    if (it == nullptr) return false;
-    s.bump(it);
-    item_ref ref(*it);
-    f(ref);
-    it->last_access = now;
-    it->set(detail::item::fetched_bit, true);
-    return true;
+    return with_live(key, now, [&](detail::shard& s, detail::item& it) {
+      s.bump(&it);
+      item_ref ref(it);
+      f(ref);
+      it.last_access = now;
+      it.set(detail::item::fetched_bit, true);
+    });
   }
 
   /// read() without counting as a use: no LRU move, no access record (meta's
   /// mg without bump, me). Expired and flushed items still count as misses.
   template <class F>
   bool peek(std::string_view key, rel_time now, F&& f) {
-    if (key.empty() || key.size() > config_.max_key_size) return false;
-    const std::uint64_t h = hash(key);
-    detail::shard& s = shard_for(h);
-    std::lock_guard lock(s.mutex);
-    detail::item* it = find_live(s, key, h, now);
-    if (it == nullptr) return false;
-    const item_ref ref(*it);
-    f(ref);
-    return true;
+    return with_live(key, now, [&](detail::shard&, detail::item& it) {
+      const item_ref ref(it);
+      f(ref);
+    });
   }
 
   /// A fresh CAS unique from the store's counter, for an item changed in place
@@ -418,6 +408,20 @@ class store {
       return nullptr;
     }
     return it;
+  }
+
+  // What read() and peek() share: g(shard, item) on the live item under its
+  // shard's lock; false on a miss or a key no item can have.
+  template <class G>
+  bool with_live(std::string_view key, rel_time now, G&& g) {
+    if (key.empty() || key.size() > config_.max_key_size) return false;
+    const std::uint64_t h = hash(key);
+    detail::shard& s = shard_for(h);
+    std::lock_guard lock(s.mutex);
+    detail::item* it = find_live(s, key, h, now);
+    if (it == nullptr) return false;
+    g(s, *it);
+    return true;
   }
 
   death_reason death(const detail::item& it, rel_time now) const noexcept {
