@@ -50,6 +50,11 @@ enum class errc {
   lookup_failed,       ///< no live route to the key's owner within the hop and retry limits
   too_many_siblings,   ///< a write would keep more concurrent versions than the configured limit
   not_a_member,        ///< a message from, or an operation on, a node outside the membership
+
+  // The DHT node (appended: the values above keep their numbers)
+  name_in_use,         ///< another live node already claims this node's name (and so its id)
+  not_ready,           ///< this node holds the range but its handoff has not completed: ask a previous holder
+  placement_mismatch,  ///< the sender's placement disagrees with the receiver's (a range it does not hold)
 };
 
 namespace detail {
@@ -104,6 +109,12 @@ class error_category_impl final : public std::error_category {
         return "too many concurrent versions (siblings)";
       case errc::not_a_member:
         return "not a member";
+      case errc::name_in_use:
+        return "another live node already uses this name";
+      case errc::not_ready:
+        return "range not ready: its handoff to this node has not completed";
+      case errc::placement_mismatch:
+        return "placement mismatch: the receiver does not hold that range";
     }
     return "unknown dhtkit error " + std::to_string(value);
   }
