@@ -109,6 +109,9 @@ struct node_config {
   /// fallbacks with hints meanwhile), so a restart does not move its ranges
   /// twice; then its ranges move to the next holders.
   duration dead_member_grace = seconds(10);
+  /// join() fails with timed_out when no seed has answered by then (SWIM
+  /// retries every membership.join_retry_interval meanwhile).
+  duration join_timeout = seconds(30);
   /// A graceful leave hands off at most this long before it leaves anyway
   /// (the other replicas and anti-entropy still hold the data).
   duration leave_timeout = seconds(30);
@@ -158,6 +161,7 @@ struct node_config {
     c.placement_settle = millis(50);   // two gossip intervals
     c.dead_member_grace = seconds(1);  // a crash moves ranges after a second
     c.leave_timeout = seconds(10);     // local handoff is fast
+    c.join_timeout = seconds(5);       // a local seed answers in milliseconds
     c.handoff.scan_interval = millis(100);
     c.handoff.chunk_timeout = millis(500);
     c.handoff.retry_backoff = millis(300);
@@ -185,6 +189,8 @@ struct node_config {
     if (!in_range(dead_member_grace)) fail("dead_member_grace must be in [0, 24 h]");
     if (!in_range(leave_timeout) || leave_timeout == duration::zero())
       fail("leave_timeout must be in (0, 24 h]");
+    if (!in_range(join_timeout) || join_timeout == duration::zero())
+      fail("join_timeout must be in (0, 24 h]");
     if (max_pending_ops < 1) fail("max_pending_ops must be at least 1");
     if (packet_max_message < 512 || packet_max_message > 65507)
       fail("packet_max_message must be in [512, 65507] (a UDP datagram)");
