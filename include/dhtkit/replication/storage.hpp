@@ -14,6 +14,8 @@
 ///    fallback node that has handed a hinted key back to its owner;
 ///  - for_each_in_range(begin, end, f): keys whose hash lies in [begin, end)
 ///    (wrapping; begin == end is everything), in hash order, for anti-entropy;
+///    memory_storage also has visit_range(begin, end, f), where f returns false
+///    to stop early, and any_in_range(begin, end) (optional for other engines);
 ///  - next_counter(): a per-node counter that never repeats, for new dots; it is
 ///    part of the durable state, like the entries.
 ///
@@ -159,6 +161,34 @@ class basic_memory_storage {
       visit(lower(begin), entries_.end());
       visit(entries_.begin(), lower(end));
     }
+  }
+
+  /// f(key, entry) -> bool for the keys whose hash is in [begin, end) (wrapping,
+  /// begin == end is everything), in hash order, until f returns false: a
+  /// handoff cuts a chunk off a large range without visiting the rest.
+  template <class F>
+  void visit_range(std::uint64_t begin, std::uint64_t end, F&& f) const {
+    auto visit = [&](auto first, auto last) {
+      for (auto it = first; it != last; ++it)
+        if (!f(std::string_view(it->first.second), it->second)) return false;
+      return true;
+    };
+    auto lower = [&](std::uint64_t p) { return entries_.lower_bound(map_key_type{p, std::string()}); };
+    if (begin < end) {
+      visit(lower(begin), lower(end));
+    } else if (visit(lower(begin), entries_.end())) {
+      visit(entries_.begin(), lower(end));
+    }
+  }
+
+  /// True when some key's hash is in [begin, end) (wrapping, as visit_range).
+  bool any_in_range(std::uint64_t begin, std::uint64_t end) const {
+    bool found = false;
+    visit_range(begin, end, [&](std::string_view, const versioned_entry&) {
+      found = true;
+      return false;
+    });
+    return found;
   }
 
   storage_stats stats() const {
