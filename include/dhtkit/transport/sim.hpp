@@ -7,7 +7,8 @@
 /// simulated gossip runs in milliseconds and a test can step one event at a
 /// time. Every fault the protocols must survive is available -- latency with
 /// jitter, loss, duplication, reordering, partitions (including one-way cuts),
-/// clogged links, node crash and restart with or without state -- and every
+/// clogged links, limited bandwidth (a bulk transfer delays what is queued
+/// behind it), node crash and restart with or without state -- and every
 /// random choice comes from one seeded engine with a fixed algorithm, so the
 /// same seed replays the same run byte for byte on every platform. The running
 /// hash of the trace (trace_hash()) is how a test proves it; print the seed of
@@ -90,6 +91,21 @@ struct endpoint {
 /// extra U[0, reorder_delay). Jitter alone already reorders messages sent
 /// closer together than the jitter; `reorder` models the rarer packet that is
 /// overtaken by many later ones.
+///
+/// With a `bandwidth`, the link also transmits one message at a time, in send
+/// order: a message starts when the link is free (max(now, the end of the
+/// previous transmission)), occupies it for ceil(size * 1e9 / bandwidth) ns,
+/// and is delivered that delay after its transmission ends. So a large message
+/// delays every later message on the same directed link (a probe queued
+/// behind a bulk transfer) and no other link. Delivery order still follows the
+/// delay: with jitter larger than the gap between two transmissions, the
+/// later message may overtake, as on an unlimited link. What occupies the link:
+/// every message put on the wire, duplicates included; not one refused at
+/// send (cut, loss, overflow). A message dropped later (a cut or a crash
+/// before it is due) has used its slot. A crash or restart of the
+/// destination frees its incoming links (the messages queued on them will be
+/// discarded anyway, as TCP discards a dead peer's send queue); the crashed
+/// node's outgoing links stay busy, since what it sent still arrives.
 struct link_config {
   duration latency_min = micros(200);   ///< no message is faster than this
   duration latency_mean = millis(1);    ///< the centre of the uniform delay
@@ -98,12 +114,17 @@ struct link_config {
   double duplicate = 0.0;               ///< probability a message is delivered twice (independent delays)
   double reorder = 0.0;                 ///< probability a message gets the extra reorder delay
   duration reorder_delay = millis(10);  ///< upper bound of that extra delay
+  /// Bytes per second on this directed link, FIFO; 0 = unlimited (the
+  /// default), where a message's delay does not depend on its size.
+  std::uint64_t bandwidth = 0;
 };
 
 /// Configuration of a sim::network: link faults and bounds.
 struct network_config {
-  link_config link{};                        ///< every link's faults, unless set_link() overrides one
-  std::size_t max_message_size = 64 * 1024;  ///< send() refuses larger messages (message_too_large)
+  link_config link{};  ///< every link's faults, unless set_link() overrides one
+  /// send() refuses larger messages (message_too_large); up to 1 GiB, and at
+  /// most max_in_flight_bytes. Raise it for bulk lanes (a 1 MiB value).
+  std::size_t max_message_size = 64 * 1024;
   std::size_t max_in_flight = 1 << 20;  ///< messages on the wire at once; beyond, send() drops (queue_full)
   std::size_t max_in_flight_bytes = 256 << 20;  ///< their total payload bytes, likewise
   std::size_t max_timers = 1 << 20;  ///< pending timers; beyond, scheduling throws std::length_error
@@ -495,6 +516,7 @@ class network {
     if (!t.up_) return;
     t.up_ = false;
     ++t.epoch_;
+    free_links_to(e);
     record(trace_kind::crash, drop_reason::none, e, endpoint{}, 0, 0);
   }
 
@@ -516,6 +538,7 @@ class network {
     t.closed_ = false;
     ++t.epoch_;
     ++t.incarnation_;
+    free_links_to(e);
     if (!keep_state) t.handler_.clear();
     record(trace_kind::restart, drop_reason::none, e, endpoint{}, 0, keep_state ? 1 : 0);
     restart_hook_.call(t, keep_state);
@@ -554,11 +577,13 @@ class network {
     std::uint64_t loss = 0;
     std::uint64_t duplicate = 0;
     std::uint64_t reorder = 0;
+    std::uint64_t bandwidth = 0;
   };
 
   struct link_state {
     bool cut = false;
     time_point clog_until{};
+    time_point busy_until{};  // end of the last transmission; only with a bandwidth
     std::optional<link_params> override_params;
   };
 
@@ -623,7 +648,8 @@ class network {
                        c.reorder_delay.count(),
                        dhtkit::probability_threshold(c.loss),
                        dhtkit::probability_threshold(c.duplicate),
-                       dhtkit::probability_threshold(c.reorder)};
+                       dhtkit::probability_threshold(c.reorder),
+                       c.bandwidth};
   }
 
   static constexpr std::uint64_t key(endpoint from, endpoint to) noexcept {
@@ -769,6 +795,14 @@ class network {
       ++stats_.reordered;
       delay += static_cast<std::int64_t>(rng_.below(static_cast<std::uint64_t>(p.reorder_delay)));
     }
+    // Without a bandwidth nothing below draws or records anything, so traces
+    // of unlimited links are those of a simulator without the model.
+    time_point sent_at = now_;
+    if (p.bandwidth != 0) {
+      link_state& link = links_[key(from, to)];
+      sent_at = later(std::max(now_, link.busy_until), transmission_time(bytes.size(), p.bandwidth));
+      link.busy_until = sent_at;
+    }
 
     std::uint32_t slot;
     if (!free_slots_.empty()) {
@@ -785,8 +819,25 @@ class network {
     m.bytes.assign(bytes.begin(), bytes.end());
     ++in_flight_;
     in_flight_bytes_ += bytes.size();
-    push(later(now_, duration(delay)).time_since_epoch().count(), slot);
+    push(later(sent_at, duration(delay)).time_since_epoch().count(), slot);
     return {};
+  }
+
+  // ceil(size * 1e9 / bandwidth) ns. size <= 1 GiB, so size * 1e9 < 2^64.
+  static duration transmission_time(std::uint64_t size, std::uint64_t bandwidth) noexcept {
+    const std::uint64_t scaled = size * 1'000'000'000ULL;
+    const std::uint64_t ns = scaled / bandwidth + (scaled % bandwidth != 0 ? 1 : 0);
+    return ns > static_cast<std::uint64_t>(duration::max().count())
+               ? duration::max()
+               : duration(static_cast<duration::rep>(ns));
+  }
+
+  // A crashed or restarted endpoint's incoming queues are discarded with the
+  // messages on them: the next message to it starts at once.
+  void free_links_to(endpoint e) {
+    for (auto& [k, state] : links_) {
+      if (static_cast<std::uint32_t>(k) == e.id) state.busy_until = time_point{};
+    }
   }
 
   void release(std::uint32_t slot) { release_swapped(slot, slots_[slot].bytes.size()); }
