@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <limits>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <variant>
@@ -518,6 +519,118 @@ TEST_CASE("membership: the buddy system tells a suspect on every message, and it
   }
 }
 
+// A second process with a live member's id (issue 12: names are unique in a
+// cluster). memberlist reports an address conflict; so does SWIM here, as
+// event_kind::conflict, without letting either address win by incarnation.
+TEST_CASE("membership: a claim on a live member's id from another address is refused and reported",
+          "[membership][conflict]") {
+  const swim_config config = swim_config::lan();
+  ep_swim core(node_id{1}, endpoint::loopback_v4(1), config, 7);
+  const endpoint peer = endpoint::loopback_v4(2);
+  const endpoint other = endpoint::loopback_v4(3);
+  time_point now{};
+  auto say = [&](update u) {
+    mdetail::gossip<endpoint> g;
+    g.updates.push_back(u);
+    REQUIRE(!core.receive(other, bytes_of(g, 9), now));
+  };
+  say(alive(2, 2, 5));
+  say(alive(2, 3, 0));  // a newcomer at incarnation 0, below the owner's: still a conflict
+  CHECK(core.stats().conflicts == 1);
+  CHECK(core.stats().stale_updates == 0);
+  say(alive(2, 3, 9));  // outbidding the owner does not move it either
+  CHECK(core.stats().conflicts == 2);
+  CHECK(core.find(node_id{2})->address == peer);
+  CHECK(core.find(node_id{2})->incarnation == 5);
+  CHECK(core.state_of(node_id{2}) == member_state::alive);
+  auto out = core.take_outbox();
+  REQUIRE(out.events.size() == 2);  // joined, then one conflict for both claims
+  const auto& e = out.events[1];
+  CHECK(e.kind == event_kind::conflict);
+  CHECK(to_string(e.kind) == "conflict");
+  CHECK(e.id == node_id{2});
+  CHECK(e.address == peer);
+  CHECK(e.conflict_address == other);
+  CHECK(e.incarnation == 5);
+  CHECK(out.events[0].conflict_address == endpoint{});  // only a conflict carries one
+  // One event per member per probe interval.
+  now += config.probe_interval - duration(1);
+  say(alive(2, 3, 9));
+  CHECK(core.take_outbox().events.empty());
+  now += duration(1);
+  say(alive(2, 3, 9));
+  out = core.take_outbox();
+  REQUIRE(out.events.size() == 1);
+  CHECK(out.events[0].kind == event_kind::conflict);
+  CHECK(core.stats().conflicts == 4);
+  // A suspected member cannot move either; a dead one may come back elsewhere.
+  now += config.probe_interval;
+  say(update{node_id{2}, peer, 5, 1, node_id{9}, {}});
+  say(alive(2, 3, 6));
+  CHECK(core.find(node_id{2})->address == peer);
+  say(update{node_id{2}, peer, 5, 2, node_id{9}, {}});
+  say(alive(2, 3, 6));
+  CHECK(core.find(node_id{2})->address == other);
+  CHECK(core.state_of(node_id{2}) == member_state::alive);
+  std::vector<event_kind> kinds;
+  for (const auto& ev : core.take_outbox().events) kinds.push_back(ev.kind);
+  CHECK(kinds == std::vector<event_kind>{event_kind::suspect, event_kind::conflict, event_kind::dead,
+                                         event_kind::joined});
+  CHECK(core.stats().conflicts == 5);
+  CHECK(core.check_invariants());
+}
+
+TEST_CASE("membership: a claim on our own id from another address is reported, never refuted",
+          "[membership][conflict]") {
+  const swim_config config = swim_config::lan();
+  ep_swim core(node_id{1}, endpoint::loopback_v4(1), config, 7);
+  const endpoint peer = endpoint::loopback_v4(2);
+  const endpoint other = endpoint::loopback_v4(3);
+  time_point now{};
+  mdetail::gossip<endpoint> g;
+  g.updates.push_back(alive(2, 2, 0));
+  REQUIRE(!core.receive(peer, bytes_of(g, 2), now));
+  (void)core.take_outbox();
+  auto say = [&](update u) {
+    mdetail::gossip<endpoint> m;
+    m.updates.push_back(u);
+    REQUIRE(!core.receive(peer, bytes_of(m, 2), now));
+  };
+  // The group knows our id alive at another address, at a higher incarnation:
+  // refuting would outbid that process; we report it and keep still.
+  say(alive(1, 3, 7));
+  auto out = core.take_outbox();
+  REQUIRE(out.events.size() == 1);
+  CHECK(out.events[0].kind == event_kind::conflict);
+  CHECK(out.events[0].id == node_id{1});
+  CHECK(out.events[0].address == endpoint::loopback_v4(1));
+  CHECK(out.events[0].conflict_address == other);
+  CHECK(out.messages.empty());
+  // A suspicion of that other process is not an accusation of us either.
+  say(update{node_id{1}, other, 7, 1, node_id{2}, {}});
+  out = core.take_outbox();
+  CHECK(out.events.empty());    // rate-limited
+  CHECK(out.messages.empty());  // no direct refutation
+  CHECK(core.incarnation() == 0);
+  CHECK(core.stats().refutations == 0);
+  CHECK(core.stats().direct_refutations == 0);
+  CHECK(core.stats().conflicts == 2);
+  run_acking(core, now, now + seconds(5));  // and nothing about us is gossiped later
+  CHECK(core.incarnation() == 0);
+  CHECK(core.stats().conflicts == 2);
+  say(alive(1, 3, 7));  // a probe interval later: reported again
+  out = core.take_outbox();
+  REQUIRE(out.events.size() == 1);
+  CHECK(out.events[0].kind == event_kind::conflict);
+  // Dead at another address is our previous life elsewhere (we restarted at
+  // a new address): refuted as after any restart.
+  say(update{node_id{1}, other, 7, 2, node_id{2}, {}});
+  CHECK(core.incarnation() == 8);
+  CHECK(core.stats().refutations == 1);
+  CHECK(core.state_of(node_id{1}) == member_state::alive);
+  CHECK(core.check_invariants());
+}
+
 // ---- simulated groups ------------------------------------------------------
 
 TEST_CASE("membership: a crashed member is declared dead by every live member within the bound",
@@ -675,6 +788,90 @@ TEST_CASE("membership: leave, metadata and a restarted member coming back", "[me
     }));
     CHECK(c.nodes[6].core->incarnation() > 0);
     CHECK(log.count(event_kind::joined, c.nodes[6].id) >= n - 2);
+  }
+}
+
+TEST_CASE("membership: a second process with a live member's id is refused and reported on both sides",
+          "[membership][sim][conflict]") {
+  for (std::uint64_t seed : dhtkit::test::seeds(6)) {
+    DHTKIT_SEED_SCOPE(seed);
+    const std::size_t n = 6;
+    membership_cluster c(seed, n, swim_config::lan());
+    REQUIRE(c.form(millis(5), seconds(60)));
+    event_log log;
+    log.attach(c);
+    // A newcomer at a new address with member 2's id joins through member 0.
+    const std::size_t owner = 2;
+    const node_id id = c.nodes[owner].id;
+    const sim::endpoint owner_at = c.nodes[owner].transport->local_endpoint();
+    const std::size_t k = c.add_node();
+    auto impostor = std::make_unique<dhtkit::test::sim_swim>(id, c.nodes[k].transport->local_endpoint(),
+                                                             c.config(), seed * 7919 + 99);
+    c.nodes[k].driver->set_core(*impostor);
+    c.nodes[k].core = std::move(impostor);
+    c.nodes[k].id = id;
+    const sim::endpoint impostor_at = c.nodes[k].transport->local_endpoint();
+    c.join(k, 0);
+    REQUIRE(c.run_checked(seconds(1)));
+    // It insists: every change of its metadata gossips its claim again, so
+    // members hear it far more often than once per probe interval.
+    for (int i = 0; i < 25; ++i) {
+      (void)c.nodes[k].driver->call([&](dhtkit::test::sim_swim& core, time_point now) {
+        return core.set_metadata(std::to_string(i), now);
+      });
+      REQUIRE(c.run_checked(millis(200)));
+    }
+    // Two push-pull periods (30 s + jitter): its full state reaches more members than the seed.
+    REQUIRE(c.run_checked(seconds(90)));
+
+    // The newcomer learns that its id is taken, at the owner's address.
+    std::size_t about_self = 0;
+    std::map<std::size_t, std::vector<time_point>> seen;  // observer -> conflict times about id
+    for (const auto& [observer, e] : log.all) {
+      if (e.kind != event_kind::conflict) continue;
+      CHECK(e.id == id);
+      seen[observer].push_back(e.at);
+      if (observer == k) {
+        ++about_self;
+        CHECK(e.address == impostor_at);
+        CHECK(e.conflict_address == owner_at);
+      } else {
+        CHECK(e.address == owner_at);
+        CHECK(e.conflict_address == impostor_at);
+      }
+    }
+    CHECK(about_self > 0);
+    CHECK(c.nodes[k].core->incarnation() == 25);  // its own 25 changes: it never refuted
+    CHECK(c.nodes[k].core->stats().refutations == 0);
+    // The members it talks to (the seed at least) see the claim; the owner is
+    // not told (nobody spreads a refused claim), nor does it fight.
+    CHECK(seen.count(0) == 1);
+    CHECK(seen.count(owner) == 0);
+    CHECK(c.nodes[owner].core->incarnation() == 0);
+    // Rate-limited: one event per member per probe interval at each observer,
+    // though claims arrive more often than that.
+    std::uint64_t claims = 0;
+    std::size_t events = 0;
+    for (const auto& [observer, times] : seen) {
+      events += times.size();
+      for (std::size_t i = 1; i < times.size(); ++i)
+        CHECK(times[i] - times[i - 1] >= c.config().probe_interval);
+    }
+    for (const auto& nd : c.nodes) claims += nd.core->stats().conflicts;
+    INFO("claims " << claims << ", events " << events << ", observers " << seen.size());
+    CHECK(claims > events);
+    // The owner stays alive at its address in every original member's view;
+    // nobody but the newcomer itself ever stored the newcomer's address.
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto m = c.nodes[i].core->find(id);
+      REQUIRE(m);
+      CHECK(m->state == member_state::alive);
+      CHECK(m->address == owner_at);
+      for (const auto& member : c.nodes[i].core->members()) CHECK(member.address != impostor_at);
+    }
+    CHECK(log.count(event_kind::suspect, id) == 0);
+    CHECK(log.count(event_kind::dead, id) == 0);
+    for (const auto& nd : c.nodes) CHECK(nd.core->check_invariants());
   }
 }
 

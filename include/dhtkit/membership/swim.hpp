@@ -109,6 +109,12 @@ enum class event_kind : std::uint8_t {
   dead,     ///< declared dead (by this node's suspicion timeout or by gossip)
   left,     ///< left voluntarily
   updated,  ///< an alive member changed its metadata
+  /// Another address claims a live member's id (this node's own included):
+  /// two processes share one id. The claim is refused (the member keeps the
+  /// address known first; about ourselves, we do not refute, which would
+  /// fight the legitimate owner); reported at most once per member per
+  /// probe_interval.
+  conflict,
 };
 
 inline std::string_view to_string(event_kind k) noexcept {
@@ -125,6 +131,8 @@ inline std::string_view to_string(event_kind k) noexcept {
       return "left";
     case event_kind::updated:
       return "updated";
+    case event_kind::conflict:
+      return "conflict";
   }
   return "?";
 }
@@ -137,6 +145,9 @@ struct member_event {
   Address address{};
   std::uint32_t incarnation = 0;
   time_point at{};
+  /// For a conflict: the address that claims the id (`address` is the one
+  /// this node keeps); a default Address for every other kind.
+  Address conflict_address{};
 };
 
 /// What the driver drains after every call: datagrams to send (messages, from
@@ -176,6 +187,9 @@ struct swim_stats : message_stats {
   std::uint64_t direct_refutations = 0;  ///< our alive sent straight back to a sender that accused us
   std::uint64_t relays_refused = 0;      ///< ping-req beyond max_pending_relays
   std::uint64_t push_pull_refused = 0;   ///< replies beyond max_push_pull_replies
+  /// Alive or suspect updates giving a live member's id (ours included)
+  /// another address; every one, though conflict events are rate-limited.
+  std::uint64_t conflicts = 0;
 };
 
 /// SWIM membership with Lifeguard, a protocol core: who is in the group and
@@ -208,7 +222,8 @@ class basic_swim {
       throw std::invalid_argument("dhtkit::membership::basic_swim: the address must not be a default value");
     if (metadata.size() > config_.max_metadata_bytes)
       throw std::invalid_argument("dhtkit::membership::basic_swim: metadata larger than max_metadata_bytes");
-    members_.push_back(record{self, address, 0, member_state::alive, std::move(metadata), time_point{}});
+    members_.push_back(
+        record{self, address, 0, member_state::alive, std::move(metadata), time_point{}, time_point{}});
     index_.emplace(self, 0);
     counts_[static_cast<std::size_t>(member_state::alive)] = 1;
     // The smallest update (empty metadata) tells the queue when nothing else fits.
@@ -295,6 +310,7 @@ class basic_swim {
     member_state state = member_state::alive;
     std::string metadata;
     time_point state_changed{};
+    time_point conflict_quiet_until{};  // no conflict event about this member before then
   };
 
   struct suspicion {
@@ -343,7 +359,7 @@ class basic_swim {
   static member_type to_member(const record& r);
   void start(time_point now);
   void set_state(record& m, member_state s, time_point now);
-  void emit(event_kind kind, const record& m, time_point now);
+  void emit(event_kind kind, const record& m, time_point now, const Address& conflict_address = Address{});
   static update make_update(const record& m, node_id from);
   void enqueue(update u);
   std::uint32_t retransmit_limit() const noexcept;
@@ -373,6 +389,7 @@ class basic_swim {
   bool valid(const update& u) const;
   bool plausible(const record& m, const update& u);
   void merge(const update& u, bool from_push_pull, time_point now);
+  void on_conflict(record& m, const Address& claimed, time_point now);
   void on_alive(const update& u, time_point now);
   void rebroadcast_self();
   void on_suspect(const update& u, time_point now);

@@ -50,6 +50,17 @@ void basic_swim<Address>::merge(const update& u, bool from_push_pull, time_point
     // suspicion timeout (and be re-gossiped as one) with no new evidence.
     if (const record* m = find_record(u.id); m != nullptr && m->state != member_state::alive) return;
   }
+  if (u.id == self_id() && u.address != self().address &&
+      (u.state == static_cast<std::uint8_t>(member_state::alive) ||
+       u.state == static_cast<std::uint8_t>(member_state::suspect))) {
+    // Someone knows a live member with our id at another address: another
+    // process has our id. Refuting would outbid the legitimate owner (if that
+    // is the other one) and make the two fight over the id, so report it and
+    // leave the decision to the user. Dead or left at another address is our
+    // own previous life elsewhere, refuted below as after any restart.
+    on_conflict(self(), u.address, now);
+    return;
+  }
   switch (static_cast<detail::wire_state>(u.state)) {
     case detail::wire_state::alive:
       on_alive(u, now);
@@ -96,7 +107,8 @@ void basic_swim<Address>::on_alive(const update& u, time_point now) {
       ++stats_.rejected_full;
       return;
     }
-    members_.push_back(record{u.id, u.address, u.incarnation, member_state::alive, u.metadata, now});
+    members_.push_back(
+        record{u.id, u.address, u.incarnation, member_state::alive, u.metadata, now, time_point{}});
     index_.emplace(u.id, members_.size() - 1);
     ++counts_[static_cast<std::size_t>(member_state::alive)];
     // SWIM: a new member goes to a random place in the rest of this pass.
@@ -108,17 +120,20 @@ void basic_swim<Address>::on_alive(const update& u, time_point now) {
     enqueue(u);
     return;
   }
+  if (is_live(m->state) && u.address != m->address) {
+    // A live member cannot move: someone else claims its id (memberlist's
+    // address conflict). A dead or left one may come back elsewhere. Checked
+    // at any incarnation, as memberlist does: a second process starts at 0,
+    // no higher than the owner's.
+    ++stats_.rejected_updates;
+    on_conflict(*m, u.address, now);
+    return;
+  }
   if (u.incarnation <= m->incarnation) {
     ++stats_.stale_updates;
     return;
   }
   if (!plausible(*m, u)) return;
-  if (is_live(m->state) && u.address != m->address) {
-    // A live member cannot move: someone else claims its id (memberlist's
-    // address conflict). A dead or left one may come back elsewhere.
-    ++stats_.rejected_updates;
-    return;
-  }
   const member_state before = m->state;
   const bool meta_changed = m->metadata != u.metadata;
   m->incarnation = u.incarnation;
@@ -134,6 +149,17 @@ void basic_swim<Address>::on_alive(const update& u, time_point now) {
     emit(event_kind::updated, *m, now);
   }
   enqueue(u);
+}
+
+// Every claim is counted; the event at most once per member per probe
+// interval, since the impostor's updates keep coming with every message it
+// sends and every state it pushes.
+template <class Address>
+void basic_swim<Address>::on_conflict(record& m, const Address& claimed, time_point now) {
+  ++stats_.conflicts;
+  if (now < m.conflict_quiet_until) return;
+  m.conflict_quiet_until = now + config_.probe_interval;
+  emit(event_kind::conflict, m, now, claimed);
 }
 
 // An accusation of ourselves older than our incarnation means our

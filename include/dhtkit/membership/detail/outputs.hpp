@@ -19,12 +19,13 @@ typename basic_swim<Address>::outbox_type basic_swim<Address>::take_outbox() {
 }
 
 template <class Address>
-void basic_swim<Address>::emit(event_kind kind, const record& m, time_point now) {
+void basic_swim<Address>::emit(event_kind kind, const record& m, time_point now,
+                               const Address& conflict_address) {
   if (outbox_.events.size() >= config_.max_outbox_messages) {
     ++stats_.outbox_dropped;
     return;
   }
-  outbox_.events.push_back(event_type{kind, m.id, m.address, m.incarnation, now});
+  outbox_.events.push_back(event_type{kind, m.id, m.address, m.incarnation, now, conflict_address});
 }
 
 template <class Address>
