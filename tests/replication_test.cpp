@@ -882,3 +882,280 @@ TEST_CASE("next_wakeup: nullopt only when tick() has nothing to do", "[replicati
     REQUIRE(r.next_wakeup());
   }
 }
+
+// ---- placements: a replica over a placement that changes (replication/placement.hpp) ----
+
+static_assert(dhtkit::protocol_core<dhtkit::basic_replica<dhtkit::memory_storage, dhtkit::fixed_ring>>);
+static_assert(dhtkit::verdict_sink<dhtkit::basic_replica<dhtkit::memory_storage, dhtkit::fixed_ring>>);
+
+TEST_CASE("fixed_ring header example", "[replication][placement]") {
+  dhtkit::ring<dhtkit::node_id> ring;
+  for (std::uint64_t i = 1; i <= 3; ++i) (void)ring.add(dhtkit::node_id{i});
+  dhtkit::fixed_ring placement(dhtkit::node_id{1}, ring);  // throws if node 1 is not on the ring
+  const std::uint64_t pos = placement.position("cart:7");  // the storage's key hash
+  auto holders = placement.replicas(pos, 2);               // the first 2 of the ring walk
+  auto walk = placement.walk(pos, 3);                      // holders first, then the third node
+  // placement.ready(pos) is always true and placement.read_extras(pos) always empty
+  REQUIRE(pos == dhtkit::memory_storage{}.position("cart:7"));
+  REQUIRE(holders == *ring.preference_list("cart:7", 2));
+  REQUIRE(walk.size() == 3);
+  REQUIRE(std::equal(holders.begin(), holders.end(), walk.begin()));
+  REQUIRE(placement.ready(pos));
+  REQUIRE(placement.read_extras(pos).empty());
+  REQUIRE(placement.peers() == ring.nodes());
+  REQUIRE(!placement.is_member(dhtkit::node_id{4}));
+  REQUIRE_THROWS_AS(dhtkit::fixed_ring(dhtkit::node_id{4}, ring), std::invalid_argument);
+  // The replica over it is today's replica: the same ring comes back.
+  dhtkit::memory_storage store;
+  dhtkit::hint_store hints;
+  dhtkit::replica<> node(dhtkit::node_id{1}, {}, ring, store, hints);
+  REQUIRE(node.placement().nodes() == ring.nodes());
+  REQUIRE(node.placement_view().ring().size() == 3);
+}
+
+namespace {
+
+// The placement a test changes under running replicas; every key has the same
+// list, `order`.
+struct shared_placement {
+  std::vector<dhtkit::node_id> order;   // the members, in preference order
+  std::set<dhtkit::node_id> not_ready;  // nodes whose view says they are not ready
+  std::vector<dhtkit::node_id> extras;  // previous holders of every key
+};
+
+// What each replica keeps: a pointer and its own id, as the DHT node's view.
+struct placement_view {
+  const shared_placement* shared = nullptr;
+  dhtkit::node_id self{};
+
+  std::uint64_t position(std::string_view key) const { return dhtkit::default_key_hash{}(key); }
+  std::vector<dhtkit::node_id> replicas(std::uint64_t, std::size_t n) const {
+    const auto& o = shared->order;
+    return {o.begin(), o.begin() + static_cast<std::ptrdiff_t>(std::min(n, o.size()))};
+  }
+  std::vector<dhtkit::node_id> walk(std::uint64_t pos, std::size_t n) const { return replicas(pos, n); }
+  bool is_member(dhtkit::node_id id) const {
+    return std::find(shared->order.begin(), shared->order.end(), id) != shared->order.end();
+  }
+  std::vector<dhtkit::node_id> peers() const { return shared->order; }
+  bool ready(std::uint64_t) const { return !shared->not_ready.contains(self); }
+  std::vector<dhtkit::node_id> read_extras(std::uint64_t) const { return shared->extras; }
+};
+
+static_assert(dhtkit::replica_placement<placement_view>);
+using view_replica = dhtkit::basic_replica<dhtkit::memory_storage, placement_view>;
+static_assert(dhtkit::protocol_core<view_replica>);
+
+// `size` replicas with ids 1..size over one shared_placement; messages are
+// delivered at once (hand_cluster's pump), and each node counts what it got.
+struct view_cluster {
+  static constexpr std::size_t size = 4;
+  shared_placement placement;
+  std::vector<dhtkit::memory_storage> stores = std::vector<dhtkit::memory_storage>(size);
+  std::vector<dhtkit::hint_store> hints = std::vector<dhtkit::hint_store>(size);
+  std::vector<std::unique_ptr<view_replica>> nodes;
+  std::vector<std::size_t> received = std::vector<std::size_t>(size);
+  dhtkit::time_point now{};
+
+  explicit view_cluster(dhtkit::replica_config config) {
+    for (std::uint64_t i = 1; i <= size; ++i) placement.order.push_back(dhtkit::node_id{i});
+    for (std::size_t i = 0; i < size; ++i)
+      nodes.push_back(std::make_unique<view_replica>(id(i), config, placement_view{&placement, id(i)},
+                                                     stores[i], hints[i]));
+  }
+  static dhtkit::node_id id(std::size_t i) { return dhtkit::node_id{i + 1}; }
+  view_replica& at(std::size_t i) { return *nodes[i]; }
+  void pump() {
+    for (bool any = true; any;) {
+      any = false;
+      for (std::size_t i = 0; i < size; ++i) {
+        auto messages = std::move(nodes[i]->outbox().messages);
+        nodes[i]->outbox().messages.clear();
+        for (auto& m : messages) {
+          any = true;
+          const auto to = static_cast<std::size_t>(m.to.value - 1);
+          ++received[to];
+          nodes[to]->receive(id(i), m.bytes, now);
+        }
+      }
+    }
+  }
+  void store(std::size_t i, const std::string& key, const std::string& value) {
+    dhtkit::versioned_value v;
+    v.version = dhtkit::dot{id(i), stores[i].next_counter()};
+    v.value = dhtkit::to_bytes(value);
+    REQUIRE(stores[i].put(key, {}, v));
+  }
+  // The values a get through node i returns, with R = 2 over the first 2 of the list.
+  dhtkit::get_completion get(std::size_t i, const std::string& key) {
+    dhtkit::request_options two;
+    two.n = 2;
+    two.r = 2;
+    at(i).outbox().gets.clear();
+    (void)at(i).get(key, now, two);
+    pump();
+    REQUIRE(at(i).outbox().gets.size() == 1);
+    return at(i).outbox().gets[0];
+  }
+};
+
+std::vector<std::string> values_of(const dhtkit::get_completion& g) {
+  std::vector<std::string> out;
+  for (const auto& v : g.siblings)
+    out.emplace_back(reinterpret_cast<const char*>(v.value.data()), v.value.size());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a replica takes messages from whoever its placement names a member now",
+          "[replication][placement]") {
+  shared_placement shared;
+  shared.order = {dhtkit::node_id{1}};
+  dhtkit::memory_storage store;
+  dhtkit::hint_store hints;
+  view_replica r(dhtkit::node_id{1}, dhtkit::replica_config::local(),
+                 placement_view{&shared, dhtkit::node_id{1}}, store, hints);
+  dhtkit::detail::repl::codec codec;
+  auto request_from = [&](std::uint64_t n) {
+    return *codec.encode(dhtkit::detail::repl::read_request{7, "k"}, dhtkit::node_id{n});
+  };
+  // Alone: no anti-entropy partner, so nothing to wake for.
+  REQUIRE(!r.next_wakeup());
+  REQUIRE(r.receive(dhtkit::node_id{3}, request_from(3), {}) == dhtkit::errc::not_a_member);
+  REQUIRE(r.stats().rejected == 1);
+  REQUIRE(r.outbox().messages.empty());
+
+  // Node 3 joins: its read is answered, and it is now a partner for the rounds.
+  shared.order.push_back(dhtkit::node_id{3});
+  REQUIRE(r.receive(dhtkit::node_id{3}, request_from(3), {}) == std::error_code{});
+  REQUIRE(r.outbox().messages.size() == 1);
+  REQUIRE(r.outbox().messages[0].to == dhtkit::node_id{3});
+  REQUIRE(r.next_wakeup());
+  REQUIRE(r.replicas_of("k", 3) == shared.order);
+
+  // Node 2 joins, node 3 leaves: 3 is refused again, 2 is taken.
+  shared.order = {dhtkit::node_id{1}, dhtkit::node_id{2}};
+  r.outbox().clear();
+  REQUIRE(r.receive(dhtkit::node_id{3}, request_from(3), {}) == dhtkit::errc::not_a_member);
+  REQUIRE(r.receive(dhtkit::node_id{2}, request_from(2), {}) == std::error_code{});
+  REQUIRE(r.stats().rejected == 2);
+  REQUIRE(r.outbox().messages.size() == 1);
+  REQUIRE(r.outbox().messages[0].to == dhtkit::node_id{2});
+  // Writes follow the list too: a put goes to the new member.
+  (void)r.put("k", dhtkit::to_bytes("v"), {}, {});
+  REQUIRE(r.outbox().messages.size() == 2);
+  REQUIRE(r.outbox().messages[1].to == dhtkit::node_id{2});
+}
+
+TEST_CASE("a target that is not ready is replaced by a previous holder and does not count toward R",
+          "[replication][placement]") {
+  // The key's list is 1 2 3 4: with N = 2, nodes 1 and 2 hold it and 3 is the
+  // first fallback. Node 2 has just taken the key over and is not ready; node 4
+  // held it before and still has the acknowledged value. Node 2's store has an
+  // older sibling the get must not see.
+  view_cluster c(dhtkit::replica_config::local());
+  c.placement.not_ready = {view_cluster::id(1)};
+  c.placement.extras = {view_cluster::id(3)};
+  c.store(3, "k", "acked");
+  c.store(1, "k", "partial");
+
+  SECTION("asked by another coordinator") {
+    const auto got = c.get(0, "k");
+    REQUIRE(!got.error);
+    REQUIRE(got.replies == 2);  // node 1 (nothing) and node 4: not node 2's refusal
+    REQUIRE(values_of(got) == std::vector<std::string>{"acked"});
+    REQUIRE(c.at(0).stats().not_ready_replies == 1);
+    REQUIRE(c.received[2] == 0);  // the fallback was not asked: the previous holder was
+    REQUIRE(c.received[1] == 1);
+    REQUIRE(c.received[3] == 1);
+    // The refusal is no answer to repair: node 2 is left to its handoff.
+    REQUIRE(c.stores[1].get("k")->siblings().size() == 1);
+  }
+  SECTION("the coordinator itself, which reads its own store only when ready") {
+    const auto got = c.get(1, "k");
+    REQUIRE(!got.error);
+    REQUIRE(got.replies == 2);
+    REQUIRE(values_of(got) == std::vector<std::string>{"acked"});
+    REQUIRE(c.at(1).stats().not_ready_replies == 1);
+    REQUIRE(c.received[2] == 0);
+  }
+  SECTION("the coordinator first in the list: its stand-in is not a node it is about to ask") {
+    c.placement.not_ready = {view_cluster::id(0)};
+    const auto got = c.get(0, "k");
+    REQUIRE(!got.error);
+    REQUIRE(got.replies == 2);  // node 2 and node 4
+    REQUIRE(values_of(got).size() == 2);
+    REQUIRE(c.received[1] == 2);  // asked once, then repaired with node 4's value
+    REQUIRE(c.received[3] == 1);
+    REQUIRE(c.received[2] == 0);
+    REQUIRE(c.at(0).stats().not_ready_replies == 1);
+  }
+  SECTION("under strict quorum the previous holder still stands in") {
+    auto config = dhtkit::replica_config::local();
+    config.strict_quorum = true;
+    view_cluster s(config);
+    s.placement.not_ready = {view_cluster::id(1)};
+    s.placement.extras = {view_cluster::id(3)};
+    s.store(3, "k", "acked");
+    const auto got = s.get(0, "k");
+    REQUIRE(!got.error);
+    REQUIRE(values_of(got) == std::vector<std::string>{"acked"});
+  }
+  SECTION("without previous holders the fallback stands in, and has nothing") {
+    c.placement.extras.clear();
+    const auto got = c.get(0, "k");
+    REQUIRE(!got.error);
+    REQUIRE(got.replies == 2);
+    REQUIRE(got.siblings.empty());
+    REQUIRE(c.received[2] == 1);
+    REQUIRE(c.received[3] == 0);
+  }
+  SECTION("with nobody to stand in the get fails with what did reply") {
+    auto config = dhtkit::replica_config::local();
+    config.strict_quorum = true;
+    view_cluster s(config);
+    s.placement.not_ready = {view_cluster::id(1)};
+    const auto got = s.get(0, "k");
+    REQUIRE(got.error == dhtkit::errc::quorum_not_reached);
+    REQUIRE(got.replies == 1);
+    REQUIRE(s.at(0).pending() == 0);  // finished at once, not at the deadline
+  }
+}
+
+TEST_CASE("the may_drop hook keeps a hinted copy it vetoes", "[replication][placement]") {
+  hand_cluster c(hand_config());
+  std::vector<std::string> asked;
+  for (std::size_t i = 0; i < hand_cluster::size; ++i)
+    c.at(i).set_may_drop([&](std::string_view key) {
+      asked.emplace_back(key);
+      return key != "cart";
+    });
+  // Two keys with the same owner down, each written around it to a fallback.
+  const std::size_t b = hand_cluster::index(c.at(0).replicas_of("cart", 5)[1]);
+  std::string other;
+  for (int i = 0; other.empty(); ++i) {
+    const std::string k = "key" + std::to_string(i);
+    if (c.at(0).replicas_of(k, 5)[1] == hand_cluster::id(b)) other = k;
+  }
+  c.crash(b);
+  std::vector<std::size_t> fallback;
+  for (const std::string& key : {std::string("cart"), other}) {
+    const auto walk = c.at(0).replicas_of(key, 5);
+    c.at(hand_cluster::index(walk[0])).put(key, dhtkit::to_bytes("one"), {}, c.now);
+    c.pump();
+    fallback.push_back(hand_cluster::index(walk[3]));
+    REQUIRE(c.holds(fallback.back(), key, "one"));
+    REQUIRE(c.hints[fallback.back()].size() >= 1);
+  }
+  c.restart(b);
+  c.run_for(dhtkit::millis(500));
+  // Both were handed off; only the one the hook allowed was dropped.
+  REQUIRE((c.holds(b, "cart", "one") && c.holds(b, other, "one")));
+  REQUIRE(c.hints[fallback[0]].size() == 0);
+  REQUIRE(c.hints[fallback[1]].size() == 0);
+  REQUIRE(c.holds(fallback[0], "cart", "one"));
+  REQUIRE(!c.stores[fallback[1]].get(other));
+  REQUIRE(std::count(asked.begin(), asked.end(), "cart") >= 1);
+  REQUIRE(std::count(asked.begin(), asked.end(), other) == 1);
+}

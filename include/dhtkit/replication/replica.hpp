@@ -5,9 +5,10 @@
 ///
 /// Every node runs one replica. A client calls put / erase / get on any node;
 /// the node coordinates the request over the key's preference list (the first
-/// N nodes clockwise on the ring) and reports the outcome in its outbox after W
-/// (resp. R) replies, or after the timeout with quorum_not_reached and the
-/// number that did reply. The replica is a dhtkit::protocol_core
+/// N holders its placement names; with dhtkit::replica, basic_replica over a
+/// fixed_ring, the first N nodes clockwise on the ring) and reports the
+/// outcome in its outbox after W (resp. R) replies, or after the timeout with
+/// quorum_not_reached and the number that did reply. The replica is a dhtkit::protocol_core
 /// (driver/protocol_core.hpp) addressing its peers by node_id: inputs are calls
 /// -- receive(from, bytes, now), tick(now) at next_wakeup(), mark_dead /
 /// mark_alive from a failure detector -- and outputs are data in take_outbox():
@@ -79,6 +80,15 @@
 ///    versions, only the causal context), which anti-entropy spreads and which
 ///    absorbs late copies of the deleted versions; the marker is removed after
 ///    marker_ttl. hint_max_age <= tombstone_grace, so no hint can outlive it.
+///  - Placement (placement.hpp): every preference list, membership check and
+///    anti-entropy partner comes from the placement, asked at each use, so a
+///    placement that changes (the DHT node's) takes effect at the next request
+///    or message. While a range moves to a node that does not have it yet,
+///    that node is not ready for it: it answers reads with errc::not_ready, and
+///    the coordinator asks the placement's previous holders (read_extras) in
+///    its place, before any fallback; such a reply never counts toward R
+///    (stats().not_ready_replies). Hinted copies are dropped only where the
+///    set_may_drop() hook allows.
 ///  - Volatile state (pending requests, suspicions, anti-entropy sessions,
 ///    tombstone confirmations) is lost on restart; storage and hints are
 ///    passed in by reference as the durable part, and a rebuilt replica picks
@@ -99,6 +109,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -122,6 +133,7 @@
 #include "dhtkit/replication/detail/messages.hpp"
 #include "dhtkit/replication/hint_store.hpp"
 #include "dhtkit/replication/merkle.hpp"
+#include "dhtkit/replication/placement.hpp"
 #include "dhtkit/replication/requests.hpp"
 #include "dhtkit/replication/storage.hpp"
 #include "dhtkit/replication/versioned_value.hpp"
@@ -145,12 +157,16 @@ struct replica_stats : message_stats {
   std::uint64_t ae_sessions = 0, ae_keys_sent = 0, ae_keys_repaired = 0;
   std::uint64_t tombstones_collected = 0, markers_removed = 0;
   std::uint64_t encode_failures = 0;
+  /// reads a target (this node included) declined because its placement said
+  /// it was not ready for the key; each was replaced, none counted toward R
+  std::uint64_t not_ready_replies = 0;
 };
 
 /// A quorum-replicated key-value node, a protocol core: coordinates gets and
-/// puts over a ring of node ids (see replica.hpp for the protocol and an example).
-template <storage Storage = memory_storage>
-class replica {
+/// puts over the preference lists its placement gives (see replica.hpp for the
+/// protocol and an example, placement.hpp for what a placement answers).
+template <storage Storage = memory_storage, replica_placement Placement = fixed_ring>
+class basic_replica {
  public:
   /// Peers are addressed by their ring identity; a driver maps node_id to a
   /// transport address (sim::core_driver's to_endpoint / from_endpoint).
@@ -158,23 +174,40 @@ class replica {
   using outbox_type = replica_outbox;
   static constexpr wire::tag_range wire_tags = wire::tags::replication;
 
-  /// Throws std::invalid_argument for an invalid configuration or a node that
-  /// is not on the ring.
-  replica(node_id self, replica_config config, ring<node_id> ring, Storage& store, hint_store& hints)
+  /// A replica over a fixed ring. Throws std::invalid_argument for an invalid
+  /// configuration or a node that is not on the ring.
+  basic_replica(node_id self, replica_config config, ring<node_id> ring, Storage& store,
+                hint_store& hints) requires std::same_as<Placement, fixed_ring>
+      : basic_replica(self, config, fixed_ring(self, std::move(ring)), store, hints) {}
+
+  /// A replica that asks `placement` (kept by value: a view of a placement the
+  /// owner changes is fine). Self need not be a member yet. Throws
+  /// std::invalid_argument for an invalid configuration.
+  basic_replica(node_id self, replica_config config, Placement placement, Storage& store, hint_store& hints)
       : self_(self),
         config_(config),
-        ring_(std::move(ring)),
+        placement_(std::move(placement)),
         store_(store),
         hints_(hints),
         codec_(config.limits) {
     config_.validate();
-    if (!ring_.contains(self_)) throw std::invalid_argument("dhtkit::replica: self is not on the ring");
     ae_cursor_ = self_.value;  // nodes start their anti-entropy walks at different places
   }
 
   node_id self() const noexcept { return self_; }
   const replica_config& config() const noexcept { return config_; }
-  const ring<node_id>& placement() const noexcept { return ring_; }
+  /// The fixed ring this replica was built with.
+  const ring<node_id>& placement() const noexcept requires std::same_as<Placement, fixed_ring> {
+    return placement_.ring();
+  }
+  /// The placement asked for every request and message.
+  Placement& placement_view() noexcept { return placement_; }
+  const Placement& placement_view() const noexcept { return placement_; }
+
+  /// Asked before a hinted copy is dropped (handed off or expired, this node
+  /// not a true replica): false keeps it, for keys a rebalancing still needs
+  /// here. Unset (the default): every such copy is dropped.
+  void set_may_drop(std::function<bool(std::string_view key)> may_drop) { may_drop_ = std::move(may_drop); }
   /// What the calls since the last take_outbox() produced (for observation).
   replica_outbox& outbox() noexcept { return out_; }
   /// Moves the outbox out and leaves it empty: what a driver does after each call.
@@ -199,10 +232,9 @@ class replica {
     return it == suspect_.end() || it->second <= now;
   }
 
-  /// The key's true replicas (first n ring nodes).
+  /// The key's true replicas (the placement's first n holders).
   std::vector<node_id> replicas_of(std::string_view key, std::uint32_t n) const {
-    auto pl = ring_.preference_list(key, n);
-    return pl ? std::move(*pl) : std::vector<node_id>{};
+    return placement_.replicas(placement_.position(key), n);
   }
 
   request_id put(std::string_view key, bytes value, const version_vector& context, time_point now,
@@ -230,22 +262,23 @@ class replica {
     }
     get_op op;
     op.key = std::string(key);
+    op.pos = placement_.position(key);
     op.r = r;
     op.n = n;
     op.deadline = now + timeout;
-    op.candidates = ring_walk(key, n);
-    op.true_replicas = replicas_of(key, n);
+    op.candidates = ring_walk(op.pos, n);
+    op.true_replicas = placement_.replicas(op.pos, n);
+    add_read_extras(op);
     auto [it, inserted] = gets_.emplace(id, std::move(op));
     get_op& g = it->second;
-    for (const node_id& t : initial_targets(g.candidates, g.true_replicas, n, now))
-      add_get_target(id, g, t, now);
+    start_get(id, g, now);
     check_get(id, g, now);
     return id;
   }
 
   /// A message from `from`: {} when taken, else what was wrong with it (a
-  /// decode error, a sender that is not `from`, is this node or is not on the
-  /// ring, invalid content); a rejected message is counted in stats().rejected.
+  /// decode error, a sender that is not `from`, is this node or is not a
+  /// member of the placement, invalid content); a rejected message is counted in stats().rejected.
   /// The bytes are a whole envelope; the second form takes one a dispatcher
   /// already checked (detail/message_handlers.hpp).
   std::error_code receive(const node_id& from, std::span<const std::byte> bytes, time_point now);
@@ -288,10 +321,11 @@ class replica {
   };
   struct get_op {
     std::string key;
+    std::uint64_t pos = 0;  // the placement's position of key
     std::uint32_t n = 0, r = 0, replies = 0;
     time_point deadline{};
     bool answered = false;
-    std::vector<node_id> candidates, true_replicas;
+    std::vector<node_id> candidates, true_replicas;  // candidates: true replicas, read extras, fallbacks
     std::vector<get_target> targets;
     versioned_entry merged;
     std::vector<std::pair<node_id, std::optional<versioned_entry>>> responses;
@@ -325,7 +359,7 @@ class replica {
   bool valid_timeout(duration t) const noexcept;
   template <class Msg>
   void send(node_id to, const Msg& m);
-  std::vector<node_id> ring_walk(std::string_view key, std::uint32_t n) const;
+  std::vector<node_id> ring_walk(std::uint64_t pos, std::uint32_t n) const;
   bool is_true_replica(std::string_view key, node_id node, std::uint32_t n) const;
   std::vector<node_id> initial_targets(const std::vector<node_id>& candidates,
                                        const std::vector<node_id>& true_replicas, std::uint32_t n,
@@ -356,7 +390,12 @@ class replica {
 
   // ---- gets (detail/get_path.hpp) ----
 
+  void add_read_extras(get_op& g) const;
+  void start_get(request_id id, get_op& g, time_point now);
   void add_get_target(request_id id, get_op& g, node_id t, time_point now);
+  void ask_target(request_id id, get_op& g, std::size_t target, time_point now);
+  void on_not_ready(request_id id, get_op& g, node_id from, time_point now);
+  std::optional<node_id> next_read_candidate(const get_op& g, time_point now) const;
   void on_read_reply(request_id id, get_op& g, node_id from, std::optional<versioned_entry> entry,
                      time_point);
   void check_get(request_id id, get_op& g, time_point now);
@@ -412,7 +451,8 @@ class replica {
 
   node_id self_;
   replica_config config_;
-  ring<node_id> ring_;
+  Placement placement_;
+  std::function<bool(std::string_view)> may_drop_;
   Storage& store_;
   hint_store& hints_;
   detail::repl::codec codec_;
@@ -447,8 +487,12 @@ class replica {
   std::deque<std::pair<node_id, std::uint64_t>> seen_order_;
 };
 
-static_assert(protocol_core<replica<memory_storage>>);
-static_assert(verdict_sink<replica<memory_storage>>);
+/// The replica over a fixed ring: basic_replica with fixed_ring.
+template <storage Storage = memory_storage>
+using replica = basic_replica<Storage, fixed_ring>;
+
+static_assert(protocol_core<basic_replica<memory_storage, fixed_ring>>);
+static_assert(verdict_sink<basic_replica<memory_storage, fixed_ring>>);
 
 }  // namespace dhtkit
 

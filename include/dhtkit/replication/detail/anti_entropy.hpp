@@ -9,37 +9,37 @@
 
 namespace dhtkit {
 
-template <storage Storage>
-std::uint32_t replica<Storage>::ranges() const noexcept {
+template <storage Storage, replica_placement Placement>
+std::uint32_t basic_replica<Storage, Placement>::ranges() const noexcept {
   return 1u << config_.ae_range_bits;
 }
 
-template <storage Storage>
-std::uint64_t replica<Storage>::range_begin(std::uint32_t range) const noexcept {
+template <storage Storage, replica_placement Placement>
+std::uint64_t basic_replica<Storage, Placement>::range_begin(std::uint32_t range) const noexcept {
   return config_.ae_range_bits == 0 ? 0 : std::uint64_t{range} << (64 - config_.ae_range_bits);
 }
 
-template <storage Storage>
-std::uint64_t replica<Storage>::range_end(std::uint32_t range) const noexcept {
+template <storage Storage, replica_placement Placement>
+std::uint64_t basic_replica<Storage, Placement>::range_end(std::uint32_t range) const noexcept {
   return range + 1 == ranges() ? 0 : range_begin(range + 1);
 }
 
 // f(key, position, entry) for the keys of `range` that both we and `peer` replicate.
-template <storage Storage>
+template <storage Storage, replica_placement Placement>
 template <class F>
-void replica<Storage>::shared_keys(std::uint32_t range, node_id peer, F&& f) const {
+void basic_replica<Storage, Placement>::shared_keys(std::uint32_t range, node_id peer, F&& f) const {
   store_.for_each_in_range(range_begin(range), range_end(range),
                            [&](std::string_view key, const versioned_entry& e) {
-                             auto pl = ring_.preference_list(key, config_.n);
-                             if (!pl) return;
+                             const std::uint64_t pos = placement_.position(key);
+                             const auto& pl = placement_.replicas(pos, config_.n);
                              bool me = false, them = false;
-                             for (const node_id& x : *pl) me = me || x == self_, them = them || x == peer;
-                             if (me && them) f(key, ring_.hash(key), e);
+                             for (const node_id& x : pl) me = me || x == self_, them = them || x == peer;
+                             if (me && them) f(key, pos, e);
                            });
 }
 
-template <storage Storage>
-std::uint64_t replica<Storage>::digest(std::string_view key, const versioned_entry& e) {
+template <storage Storage, replica_placement Placement>
+std::uint64_t basic_replica<Storage, Placement>::digest(std::string_view key, const versioned_entry& e) {
   std::uint64_t h = xxh64(key);
   auto mix = [&](std::uint64_t v) { h = mix64(h ^ v); };
   for (const auto& c : e.context().entries()) mix(c.node.value), mix(c.counter);
@@ -53,8 +53,8 @@ std::uint64_t replica<Storage>::digest(std::string_view key, const versioned_ent
   return h;
 }
 
-template <storage Storage>
-merkle_tree replica<Storage>::build_tree(std::uint32_t range, node_id peer) const {
+template <storage Storage, replica_placement Placement>
+merkle_tree basic_replica<Storage, Placement>::build_tree(std::uint32_t range, node_id peer) const {
   merkle_tree t(config_.merkle, range_begin(range), config_.ae_range_bits);
   shared_keys(range, peer, [&](std::string_view key, std::uint64_t pos, const versioned_entry& e) {
     if (!e.empty()) t.insert(pos, digest(key, e));  // markers are not compared, only shipped
@@ -62,11 +62,11 @@ merkle_tree replica<Storage>::build_tree(std::uint32_t range, node_id peer) cons
   return t;
 }
 
-template <storage Storage>
-void replica<Storage>::start_anti_entropy(time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::start_anti_entropy(time_point now) {
   if (session_ && session_->started + config_.ae_session_timeout > now) return;
   session_.reset();
-  const auto nodes = ring_.nodes();
+  const auto& nodes = placement_.peers();
   if (nodes.size() < 2) return;
   // Walk (range, peer) pairs; skip peers believed down.
   for (std::size_t tries = 0; tries < nodes.size() * ranges(); ++tries) {
@@ -89,13 +89,13 @@ void replica<Storage>::start_anti_entropy(time_point now) {
   }
 }
 
-template <storage Storage>
-bool replica<Storage>::valid_range(std::uint32_t range) const noexcept {
+template <storage Storage, replica_placement Placement>
+bool basic_replica<Storage, Placement>::valid_range(std::uint32_t range) const noexcept {
   return range < ranges();
 }
 
-template <storage Storage>
-void replica<Storage>::handle(node_id from, const detail::repl::ae_hashes& m, time_point) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl::ae_hashes& m, time_point) {
   const merkle_tree probe(config_.merkle, 0, config_.ae_range_bits);
   if (!valid_range(m.range) || m.level > probe.depth() || m.index.size() != m.hash.size() ||
       m.index.size() > config_.ae_max_descend * probe.fanout())
@@ -109,8 +109,8 @@ void replica<Storage>::handle(node_id from, const detail::repl::ae_hashes& m, ti
   send(from, reply);
 }
 
-template <storage Storage>
-void replica<Storage>::handle(node_id from, const detail::repl::ae_diff& m, time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl::ae_diff& m, time_point now) {
   if (!session_ || session_->id != m.session || session_->peer != from || session_->range != m.range ||
       session_->level != m.level)
     return;
@@ -150,10 +150,10 @@ void replica<Storage>::handle(node_id from, const detail::repl::ae_diff& m, time
   send(from, next);
 }
 
-template <storage Storage>
-std::vector<detail::repl::key_entry> replica<Storage>::entries_of(std::uint32_t range, node_id peer,
-                                                                  const std::vector<std::uint32_t>& buckets,
-                                                                  const merkle_tree& t) const {
+template <storage Storage, replica_placement Placement>
+std::vector<detail::repl::key_entry> basic_replica<Storage, Placement>::entries_of(
+    std::uint32_t range, node_id peer, const std::vector<std::uint32_t>& buckets,
+    const merkle_tree& t) const {
   std::vector<detail::repl::key_entry> out;
   shared_keys(range, peer, [&](std::string_view key, std::uint64_t pos, const versioned_entry& e) {
     if (out.size() >= config_.ae_max_keys) return;
@@ -164,9 +164,10 @@ std::vector<detail::repl::key_entry> replica<Storage>::entries_of(std::uint32_t 
 }
 
 // Tombstone-only keys under subtrees the peer reported equal are confirmed by it.
-template <storage Storage>
-void replica<Storage>::confirm_equal(const ae_session& s, const std::vector<std::uint32_t>& differing,
-                                     const merkle_tree& t, time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::confirm_equal(const ae_session& s,
+                                                      const std::vector<std::uint32_t>& differing,
+                                                      const merkle_tree& t, time_point now) {
   const auto replicas_needed = config_.n - 1;
   shared_keys(s.range, s.peer, [&](std::string_view key, std::uint64_t pos, const versioned_entry& e) {
     if (e.empty()) return;
@@ -185,15 +186,15 @@ void replica<Storage>::confirm_equal(const ae_session& s, const std::vector<std:
   });
 }
 
-template <storage Storage>
-void replica<Storage>::merge_entries(node_id from, std::uint32_t range,
-                                     const std::vector<detail::repl::key_entry>& entries) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::merge_entries(node_id from, std::uint32_t range,
+                                                      const std::vector<detail::repl::key_entry>& entries) {
   for (const auto& ke : entries) {
     if (!valid_key(ke.key) || !valid_entry(ke.entry)) {
       ++stats_.rejected;
       continue;
     }
-    const std::uint64_t pos = ring_.hash(ke.key);
+    const std::uint64_t pos = placement_.position(ke.key);
     const std::uint64_t b = range_begin(range);
     if (config_.ae_range_bits != 0 && ((pos - b) >> (64 - config_.ae_range_bits)) != 0) {
       ++stats_.rejected;
@@ -211,8 +212,8 @@ void replica<Storage>::merge_entries(node_id from, std::uint32_t range,
   }
 }
 
-template <storage Storage>
-void replica<Storage>::handle(node_id from, const detail::repl::ae_push& m, time_point) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl::ae_push& m, time_point) {
   const merkle_tree t(config_.merkle, valid_range(m.range) ? range_begin(m.range) : 0, config_.ae_range_bits);
   if (!valid_range(m.range) || m.buckets.size() > config_.ae_max_buckets ||
       m.entries.size() > config_.ae_max_keys)
@@ -225,8 +226,8 @@ void replica<Storage>::handle(node_id from, const detail::repl::ae_push& m, time
   send(from, reply);
 }
 
-template <storage Storage>
-void replica<Storage>::handle(node_id from, const detail::repl::ae_pull& m, time_point) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl::ae_pull& m, time_point) {
   if (!session_ || session_->id != m.session || session_->peer != from || session_->range != m.range) return;
   if (m.entries.size() > config_.ae_max_keys) return (void)++stats_.rejected;
   merge_entries(from, m.range, m.entries);

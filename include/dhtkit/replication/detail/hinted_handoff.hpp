@@ -9,8 +9,8 @@
 
 namespace dhtkit {
 
-template <storage Storage>
-void replica<Storage>::handoff(time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handoff(time_point now) {
   handoffs_.clear();  // an offer unanswered for a whole interval is made again
   std::size_t offered = 0;
   std::vector<std::pair<std::string, node_id>> expired;
@@ -37,10 +37,12 @@ void replica<Storage>::handoff(time_point now) {
   }
 }
 
-// A fallback keeps a hinted key only while it has a hint for it.
-template <storage Storage>
-void replica<Storage>::drop_if_orphan(const std::string& key) {
+// A fallback keeps a hinted key only while it has a hint for it, or while the
+// may_drop hook says a rebalancing still needs the copy here.
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::drop_if_orphan(const std::string& key) {
   if (hints_.has_key(key) || is_true_replica(key, self_, config_.n)) return;
+  if (may_drop_ && !may_drop_(key)) return;
   store_.remove(key);
   touched(key);
 }

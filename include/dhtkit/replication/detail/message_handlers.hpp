@@ -11,9 +11,9 @@ namespace dhtkit {
 
 // The bytes are checked as an envelope here and decoded by the overload
 // below, the one a dispatcher that already checked the envelope calls.
-template <storage Storage>
-std::error_code replica<Storage>::receive(const node_id& from, std::span<const std::byte> bytes,
-                                          time_point now) {
+template <storage Storage, replica_placement Placement>
+std::error_code basic_replica<Storage, Placement>::receive(const node_id& from,
+                                                           std::span<const std::byte> bytes, time_point now) {
   auto env = wire::decode_envelope(bytes, codec_.limits());
   if (!env) {
     ++stats_.messages_received;
@@ -23,8 +23,9 @@ std::error_code replica<Storage>::receive(const node_id& from, std::span<const s
   return receive(from, *env, now);
 }
 
-template <storage Storage>
-std::error_code replica<Storage>::receive(const node_id& from, const wire::envelope& env, time_point now) {
+template <storage Storage, replica_placement Placement>
+std::error_code basic_replica<Storage, Placement>::receive(const node_id& from, const wire::envelope& env,
+                                                           time_point now) {
   ++stats_.messages_received;
   auto decoded = codec_.decode(env);
   if (!decoded) {
@@ -35,7 +36,7 @@ std::error_code replica<Storage>::receive(const node_id& from, const wire::envel
     ++stats_.rejected;
     return errc::invalid_argument;
   }
-  if (!ring_.contains(from)) {
+  if (!placement_.is_member(from)) {
     ++stats_.rejected;
     return errc::not_a_member;
   }
@@ -49,20 +50,21 @@ std::error_code replica<Storage>::receive(const node_id& from, const wire::envel
   return rejection_ ? rejection_ : make_error_code(errc::invalid_argument);
 }
 
-template <storage Storage>
-bool replica<Storage>::valid_key(const std::string& key) const {
+template <storage Storage, replica_placement Placement>
+bool basic_replica<Storage, Placement>::valid_key(const std::string& key) const {
   return !key.empty() && key.size() <= config_.max_key_size;
 }
 
-template <storage Storage>
-bool replica<Storage>::valid_entry(const versioned_entry& e) const {
+template <storage Storage, replica_placement Placement>
+bool basic_replica<Storage, Placement>::valid_entry(const versioned_entry& e) const {
   for (const versioned_value& v : e.siblings())
     if (v.value.size() > config_.max_value_size) return false;
   return true;
 }
 
-template <storage Storage>
-void replica<Storage>::handle(node_id from, const detail::repl::replicate& m, time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl::replicate& m,
+                                               time_point now) {
   if (!valid_key(m.key) || !valid_entry(m.entry)) return reject(from, m.request, errc::invalid_argument);
   if (m.hinted_for != node_id{}) {
     const bool owner = is_true_replica(m.key, self_, config_.n);
@@ -83,15 +85,16 @@ void replica<Storage>::handle(node_id from, const detail::repl::replicate& m, ti
   if (m.request != 0) send(from, detail::repl::replicate_ack{m.request, 0});
 }
 
-template <storage Storage>
-void replica<Storage>::reject(node_id from, std::uint64_t request, std::error_code ec) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::reject(node_id from, std::uint64_t request, std::error_code ec) {
   ++stats_.rejected;
   rejection_ = ec;
   if (request != 0) send(from, detail::repl::replicate_ack{request, static_cast<std::uint16_t>(ec.value())});
 }
 
-template <storage Storage>
-void replica<Storage>::handle(node_id from, const detail::repl::replicate_ack& m, time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl::replicate_ack& m,
+                                               time_point now) {
   if (m.request & handoff_flag) {
     auto it = handoffs_.find(m.request);
     if (it == handoffs_.end()) return;
@@ -121,30 +124,44 @@ void replica<Storage>::handle(node_id from, const detail::repl::replicate_ack& m
   }
 }
 
-template <storage Storage>
-void replica<Storage>::handle(node_id from, const detail::repl::read_request& m, time_point) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl::read_request& m,
+                                               time_point) {
   if (!valid_key(m.key)) return (void)++stats_.rejected;
   detail::repl::read_reply reply;
   reply.request = m.request;
-  if (auto e = store_.get(m.key)) {
+  if (!placement_.ready(placement_.position(m.key))) {
+    // Still receiving this range: what the store holds may be missing
+    // acknowledged writes, so the coordinator asks a previous holder instead.
+    reply.status = static_cast<std::uint16_t>(errc::not_ready);
+  } else if (auto e = store_.get(m.key)) {
     reply.found = true;
     reply.entry = std::move(*e);
   }
   send(from, reply);
 }
 
-template <storage Storage>
-void replica<Storage>::handle(node_id from, const detail::repl::read_reply& m, time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl::read_reply& m,
+                                               time_point now) {
   auto it = gets_.find(m.request);
   if (it == gets_.end() || !valid_entry(m.entry)) return;
   if (!m.found && !m.entry.empty()) return (void)++stats_.rejected;
+  if (m.status != 0) {
+    // not_ready is the only refusal a replica sends, and it carries no entry.
+    if (m.status != static_cast<std::uint16_t>(errc::not_ready) || m.found) return (void)++stats_.rejected;
+    on_not_ready(it->first, it->second, from, now);
+    check_get(it->first, it->second, now);
+    return;
+  }
   on_read_reply(it->first, it->second, from, m.found ? std::optional<versioned_entry>(m.entry) : std::nullopt,
                 now);
   check_get(it->first, it->second, now);
 }
 
-template <storage Storage>
-void replica<Storage>::handle(node_id from, const detail::repl::forward_put& m, time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl::forward_put& m,
+                                               time_point now) {
   const duration timeout(m.timeout);
   auto refuse = [&](std::error_code ec) {
     ++stats_.rejected;
@@ -178,8 +195,9 @@ void replica<Storage>::handle(node_id from, const detail::repl::forward_put& m, 
   if (puts_.contains(id)) send(from, detail::repl::forward_accept{m.request});
 }
 
-template <storage Storage>
-void replica<Storage>::handle(node_id from, const detail::repl::forward_accept& m, time_point) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl::forward_accept& m,
+                                               time_point) {
   auto it = forwards_.find(m.request);
   if (it == forwards_.end()) return;
   const auto& tried = it->second.tried;
@@ -188,8 +206,9 @@ void replica<Storage>::handle(node_id from, const detail::repl::forward_accept& 
   it->second.to = from;
 }
 
-template <storage Storage>
-void replica<Storage>::handle(node_id from, const detail::repl::forward_reply& m, time_point) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl::forward_reply& m,
+                                               time_point) {
   auto it = forwards_.find(m.request);
   if (it == forwards_.end()) return;
   // Request ids are sequential: another member must not be able to complete it.

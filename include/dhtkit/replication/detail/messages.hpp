@@ -65,9 +65,10 @@ struct read_reply {
   std::uint64_t request = 0;
   bool found = false;
   versioned_entry entry;
+  std::uint16_t status = 0;  // 0, or errc::not_ready (then not found): ask a previous holder
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(request, found, entry);
+    ar(request, found, entry, status);
   }
 };
 

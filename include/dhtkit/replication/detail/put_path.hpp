@@ -10,10 +10,11 @@
 
 namespace dhtkit {
 
-template <storage Storage>
-request_id replica<Storage>::start_put(std::string_view key, bytes value, bool tombstone,
-                                       const version_vector& context, time_point now,
-                                       const request_options& options, time_point expires_at) {
+template <storage Storage, replica_placement Placement>
+request_id basic_replica<Storage, Placement>::start_put(std::string_view key, bytes value, bool tombstone,
+                                                        const version_vector& context, time_point now,
+                                                        const request_options& options,
+                                                        time_point expires_at) {
   const request_id id = next_id_++;
   const std::uint32_t n = options.n.value_or(config_.n), w = options.w.value_or(config_.w);
   const duration timeout = options.timeout.value_or(config_.request_timeout);
@@ -65,11 +66,12 @@ request_id replica<Storage>::start_put(std::string_view key, bytes value, bool t
   return id;
 }
 
-template <storage Storage>
-void replica<Storage>::coordinate(request_id id, std::string_view key, bytes value, bool tombstone,
-                                  const version_vector& context, time_point expires_at, std::uint32_t n,
-                                  std::uint32_t w, time_point deadline, time_point now,
-                                  std::optional<std::pair<node_id, std::uint64_t>> origin) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::coordinate(request_id id, std::string_view key, bytes value,
+                                                   bool tombstone, const version_vector& context,
+                                                   time_point expires_at, std::uint32_t n, std::uint32_t w,
+                                                   time_point deadline, time_point now,
+                                                   std::optional<std::pair<node_id, std::uint64_t>> origin) {
   const dot d{self_, store_.next_counter()};
   result<versioned_entry> written = errc::invalid_argument;
   if (tombstone) {
@@ -94,8 +96,9 @@ void replica<Storage>::coordinate(request_id id, std::string_view key, bytes val
   op.acks = 1;  // our own durable write
   op.deadline = deadline;
   op.origin = origin;
-  op.candidates = ring_walk(key, n);
-  op.true_replicas = replicas_of(key, n);
+  const std::uint64_t pos = placement_.position(key);
+  op.candidates = ring_walk(pos, n);
+  op.true_replicas = placement_.replicas(pos, n);
   auto [it, inserted] = puts_.emplace(id, std::move(op));
   put_op& p = it->second;
   // Owners that are not targets, in order, get a stand-in each.
@@ -118,17 +121,18 @@ void replica<Storage>::coordinate(request_id id, std::string_view key, bytes val
   check_put(id, p);
 }
 
-template <storage Storage>
-void replica<Storage>::send_replica(request_id id, put_op& p, node_id to, node_id hinted, time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::send_replica(request_id id, put_op& p, node_id to, node_id hinted,
+                                                     time_point now) {
   p.targets.push_back({to, hinted, now, false, false});
   if (hinted != node_id{}) ++stats_.fallback_writes;
   send(to, detail::repl::replicate{id, p.key, p.entry, hinted});
 }
 
-template <storage Storage>
-void replica<Storage>::finish_put(request_id id, std::string_view key, std::error_code ec, std::uint32_t acks,
-                                  std::uint32_t w,
-                                  const std::optional<std::pair<node_id, std::uint64_t>>& origin) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::finish_put(
+    request_id id, std::string_view key, std::error_code ec, std::uint32_t acks, std::uint32_t w,
+    const std::optional<std::pair<node_id, std::uint64_t>>& origin) {
   if (origin) {
     detail::repl::forward_reply reply;
     reply.request = origin->second;
@@ -143,16 +147,16 @@ void replica<Storage>::finish_put(request_id id, std::string_view key, std::erro
 }
 
 // Completes the put if it has its W acks; true if it did.
-template <storage Storage>
-bool replica<Storage>::check_put(request_id id, put_op& p) {
+template <storage Storage, replica_placement Placement>
+bool basic_replica<Storage, Placement>::check_put(request_id id, put_op& p) {
   if (p.acks < p.w) return false;
   finish_put(id, p.key, {}, p.acks, p.w, p.origin);
   puts_.erase(id);
   return true;
 }
 
-template <storage Storage>
-void replica<Storage>::tick_puts(time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::tick_puts(time_point now) {
   for (auto it = puts_.begin(); it != puts_.end();) {
     put_op& p = it->second;
     if (p.deadline <= now) {
@@ -188,8 +192,8 @@ void replica<Storage>::tick_puts(time_point now) {
 // silent replica of a put is) and the put goes to the next healthy true
 // replica not yet asked, with what is left of the deadline. See the header
 // comment for the duplicate this can make.
-template <storage Storage>
-void replica<Storage>::tick_forwards(time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::tick_forwards(time_point now) {
   for (auto it = forwards_.begin(); it != forwards_.end();) {
     forward_op& f = it->second;
     if (f.deadline <= now) {

@@ -29,8 +29,8 @@
 
 namespace dhtkit {
 
-template <storage Storage>
-void replica<Storage>::tick(time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::tick(time_point now) {
   tick_puts(now);
   tick_gets(now);
   tick_forwards(now);
@@ -45,8 +45,8 @@ void replica<Storage>::tick(time_point now) {
   }
 }
 
-template <storage Storage>
-std::optional<time_point> replica<Storage>::next_wakeup() const noexcept {
+template <storage Storage, replica_placement Placement>
+std::optional<time_point> basic_replica<Storage, Placement>::next_wakeup() const noexcept {
   std::optional<time_point> at;
   auto consider = [&](time_point t) {
     if (!at || t < *at) at = t;
@@ -75,17 +75,15 @@ std::optional<time_point> replica<Storage>::next_wakeup() const noexcept {
   return at;
 }
 
-template <storage Storage>
-bool replica<Storage>::rounds_idle() const noexcept {
+template <storage Storage, replica_placement Placement>
+bool basic_replica<Storage, Placement>::rounds_idle() const noexcept {
   // Hinted handoff: hints to offer or expire, offers to forget.
   if (hints_.size() != 0 || !handoffs_.empty()) return false;
   // Anti-entropy: a session to time out, or a peer to start one with (a
   // suspected peer counts: its suspicion ends by itself).
   if (session_) return false;
-  std::size_t dead_peers = 0;
-  for (const node_id& n : down_)
-    if (n != self_ && ring_.contains(n)) ++dead_peers;
-  if (ring_.size() > 1 + dead_peers) return false;
+  for (const node_id& n : placement_.peers())
+    if (n != self_ && !down_.contains(n)) return false;
   // Tombstone collection: tombstones waiting for their grace, markers for
   // their TTL, or markers in storage not yet tracked (after a restart).
   if (!tombs_.empty() || !markers_.empty()) return false;

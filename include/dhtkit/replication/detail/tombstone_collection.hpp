@@ -9,8 +9,8 @@
 
 namespace dhtkit {
 
-template <storage Storage>
-void replica<Storage>::collect_garbage(time_point now) {
+template <storage Storage, replica_placement Placement>
+void basic_replica<Storage, Placement>::collect_garbage(time_point now) {
   for (auto it = tombs_.begin(); it != tombs_.end();) {
     if (!it->second.settled_at || *it->second.settled_at + config_.tombstone_grace > now) {
       ++it;
