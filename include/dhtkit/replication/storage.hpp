@@ -206,6 +206,12 @@ class basic_memory_storage {
   }
 
   std::uint64_t next_counter() noexcept { return ++counter_; }
+  /// Makes every later next_counter() exceed `floor`. A node whose disk was
+  /// lost starts over with an empty store; numbering its new writes from 1
+  /// would reuse dots its peers have already seen (and so drop those
+  /// writes), so the DHT node raises the counter past anything the lost
+  /// store can have issued (the current time in nanoseconds).
+  void advance_counter(std::uint64_t floor) noexcept { counter_ = counter_ > floor ? counter_ : floor; }
 
  private:
   using map_key_type = std::pair<std::uint64_t, std::string>;
