@@ -117,7 +117,9 @@ void handoff_manager<Storage, Placement>::on_placement(std::span<const range_mov
       std::vector<node_id> sources;
       for (node_id id : leavers)
         if (live(id)) sources.push_back(id);
-      if (sources.empty() && copier && *copier != self_) sources.push_back(*copier);
+      // No live leaver: every previous holder still holds the unit (a cluster
+      // smaller than n growing), so quorums still meet one of them -- serve at
+      // once rather than wait on a copier that may never have seen this move.
       if (founding || mv.before.empty() || sources.empty()) {
         make_ready(mv.range.begin, false);
       } else if (!journal_.set_pending(mv.range, now, std::move(sources))) {
