@@ -87,7 +87,8 @@ struct node_stats : message_stats {
   std::uint64_t ops_pending = 0;   ///< gauge
   std::uint64_t ops_rejected = 0;  ///< refused at once: not joined, leaving, max_pending_ops
   std::uint64_t ops_cancelled = 0;
-  std::uint64_t lookups = 0;  ///< chord: owner lookups through the finger tables
+  std::uint64_t lookups = 0;               ///< chord: owner lookups through the finger tables
+  std::uint64_t lookup_disagreements = 0;  ///< chord: the router named another owner than the membership view
   latency_histogram put_latency{}, get_latency{};
   // handoff (from the handoff manager)
   std::uint64_t ranges_pending = 0;   ///< gauge: gained ranges not ready yet
