@@ -71,6 +71,10 @@ namespace dhtkit {
 /// successor lists, units = partitions cut at member arcs.
 class chord_placement {
  public:
+  /// The DHT node finds a key's owner through Chord's finger tables (a
+  /// router lookup, O(log N) hops) before it coordinates an operation.
+  static constexpr bool routes_lookups = true;
+
   /// Throws std::invalid_argument when `config` is invalid. Starts with no
   /// members, version 0.
   chord_placement(node_id self, placement_config config) : self_(self), config_(config) {
