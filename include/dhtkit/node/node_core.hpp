@@ -265,6 +265,7 @@ class basic_node_core {
   bool drain_settled_ = false;               // leaving: the placement without us is in force
   bool silenced_ = false;                    // refused (name in use): sends nothing more
 
+  std::uint64_t actor_salt_ = 0;  // makes a fresh store's actor id differ between processes
   request_id next_op_ = 1;
   std::map<request_id, client_op> ops_;
   std::unordered_map<request_id, request_id> by_replica_;  // replica request -> node request

@@ -206,12 +206,15 @@ class basic_memory_storage {
   }
 
   std::uint64_t next_counter() noexcept { return ++counter_; }
-  /// Makes every later next_counter() exceed `floor`. A node whose disk was
-  /// lost starts over with an empty store; numbering its new writes from 1
-  /// would reuse dots its peers have already seen (and so drop those
-  /// writes), so the DHT node raises the counter past anything the lost
-  /// store can have issued (the current time in nanoseconds).
-  void advance_counter(std::uint64_t floor) noexcept { counter_ = counter_ > floor ? counter_ : floor; }
+  /// The name this store's writes are numbered under (their dots), 0 until
+  /// set: the replica then uses its own node id. A node whose disk was lost
+  /// starts over with an empty store and its counter back at 0, so it must
+  /// not number new writes under the old name -- (name, 1) would repeat a dot
+  /// its peers have seen and they would drop the write -- nor jump the
+  /// counter, which would claim every old dot as seen. The DHT node gives an
+  /// empty store a fresh actor id instead (one more entry in clocks per lost disk).
+  node_id actor() const noexcept { return actor_; }
+  void set_actor(node_id a) noexcept { actor_ = a; }
 
  private:
   using map_key_type = std::pair<std::uint64_t, std::string>;
@@ -243,6 +246,7 @@ class basic_memory_storage {
   Hash hash_;
   std::map<map_key_type, versioned_entry> entries_;
   std::uint64_t counter_ = 0;
+  node_id actor_{};
   std::uint64_t rejected_ = 0;
 };
 

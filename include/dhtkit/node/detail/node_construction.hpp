@@ -37,6 +37,7 @@ basic_node_core<Endpoint, Placement, Storage>::basic_node_core(const node_config
       tracked_(store, write_note{this}),
       replica_(self_, config_.replication, view_type{this}, tracked_, hints),
       router_(make_router(seed)) {
+  actor_salt_ = detail::node::sub_seed(seed, 3);
   if (self_.value == 0) throw std::invalid_argument("dhtkit::node_config: name hashes to id 0; pick another");
   replica_.set_may_drop([this](std::string_view key) { return handoff_.may_drop(placement_.position(key)); });
 }
@@ -60,10 +61,12 @@ std::error_code basic_node_core<Endpoint, Placement, Storage>::join(std::span<co
   founding_ = list.empty();
   if (founding_) list.push_back(packet_);  // SWIM: a seed list of only ourselves founds a group
   if (auto ec = swim_.join(list, now)) return ec;
-  if constexpr (requires { store_.advance_counter(std::uint64_t{}); }) {
-    // An empty store may be a lost disk: its new dots must not repeat old ones.
-    if (store_.stats().keys == 0)
-      store_.advance_counter(static_cast<std::uint64_t>(now.time_since_epoch().count()));
+  if constexpr (requires { store_.set_actor(node_id{}); }) {
+    // An empty store may be a lost disk: its writes get a name of their own,
+    // so they never repeat a dot the old store issued (storage.hpp, actor()).
+    if (store_.stats().keys == 0 && store_.actor().value == 0)
+      store_.set_actor(node_id{mix64(
+          self_.value ^ mix64(static_cast<std::uint64_t>(now.time_since_epoch().count()) ^ actor_salt_))});
   }
   state_ = node_state::joining;
   if constexpr (routed) {

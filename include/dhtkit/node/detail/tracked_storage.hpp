@@ -42,6 +42,12 @@ class tracked_storage {
   }
   storage_stats stats() const { return inner_->stats(); }
   std::uint64_t next_counter() { return inner_->next_counter(); }
+  node_id actor() const {
+    if constexpr (requires { inner_->actor(); })
+      return inner_->actor();
+    else
+      return node_id{};
+  }
   Storage& inner() noexcept { return *inner_; }
 
  private:

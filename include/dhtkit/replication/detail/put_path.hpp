@@ -72,7 +72,11 @@ void basic_replica<Storage, Placement>::coordinate(request_id id, std::string_vi
                                                    time_point expires_at, std::uint32_t n, std::uint32_t w,
                                                    time_point deadline, time_point now,
                                                    std::optional<std::pair<node_id, std::uint64_t>> origin) {
-  const dot d{self_, store_.next_counter()};
+  node_id actor = self_;  // the store may number its writes under a name of its own (storage.hpp)
+  if constexpr (requires { store_.actor(); }) {
+    if (const node_id a = store_.actor(); a.value != 0) actor = a;
+  }
+  const dot d{actor, store_.next_counter()};
   result<versioned_entry> written = errc::invalid_argument;
   if (tombstone) {
     written = store_.erase(key, context, d);
