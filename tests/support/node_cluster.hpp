@@ -146,7 +146,17 @@ class node_cluster {
 
   // The end of every scenario: faults stop, clients drain, then A-D.
   void finish() {
+    // Faults stop: partitions heal and every link stops losing, duplicating
+    // and reordering (a read through lossy links may be answered by sloppy
+    // fallbacks only, which is Dynamo's contract, not a lost write).
     net_.heal_all();
+    if (cfg_.lossy) {
+      sim::link_config clean = network_config(cfg_).link;
+      clean.loss = clean.duplicate = clean.reorder = 0;
+      for (std::uint32_t a = 1; a <= net_.endpoint_count(); ++a)
+        for (std::uint32_t b = 1; b <= net_.endpoint_count(); ++b)
+          if (a != b) net_.set_link(sim::endpoint{a}, sim::endpoint{b}, clean);
+    }
     net_.run_for(seconds(4));  // clients stopped; in-flight operations end
     // C: placement agreement once membership converged (bounded wait).
     const time_point start = net_.now();
