@@ -52,11 +52,11 @@ std::error_code handoff_manager<Storage, Placement>::on_offer(node_id from, cons
     send(from, r);
     return {};
   }
-  if (!pending && !resumable) {  // ready, and no stream of this source to finish
-    r.status = static_cast<std::uint8_t>(reply_status::have);
-    send(from, r);
-    return {};
-  }
+  // A holder that is already ready still takes the stream: being ready says
+  // it holds the unit, not that it holds every version the leaver has (a
+  // write acknowledged by two nodes that both leave lives on them alone), and
+  // the leaver drops its copy once we answer. Merging what we have is a no-op.
+  (void)pending;
   if (receiving_.size() >= cfg_.max_inbound_sessions)
     return refuse(from, m.session, errc::queue_full, stats_.refused.too_many_sessions);
   in_session s;
