@@ -191,6 +191,8 @@ struct node_config {
       fail("leave_timeout must be in (0, 24 h]");
     if (!in_range(join_timeout) || join_timeout == duration::zero())
       fail("join_timeout must be in (0, 24 h]");
+    if (leave_timeout <= placement_settle)
+      fail("leave_timeout must exceed placement_settle (the drain settles first)");
     if (max_pending_ops < 1) fail("max_pending_ops must be at least 1");
     if (packet_max_message < 512 || packet_max_message > 65507)
       fail("packet_max_message must be in [512, 65507] (a UDP datagram)");

@@ -12,8 +12,9 @@
 ///
 /// How it composes:
 ///  - SWIM decides who is in the cluster. Its events update a directory
-///    (id -> packet and stream endpoints, state) and, debounced by
-///    placement_settle, the placement's member set;
+///    (id -> packet and stream endpoints, state) and, batched (changes
+///    within placement_settle of the first one become one change), the
+///    placement's member set;
 ///  - the placement turns members into preference lists; each change yields
 ///    range moves, which the handoff manager (node/handoff.hpp) acts on:
 ///    ranges this node no longer holds are streamed to their new holders and
@@ -243,6 +244,7 @@ class basic_node_core {
   Endpoint packet_;
   Endpoint stream_;
   Storage& store_;
+  hint_store& hints_;
   node_state state_ = node_state::idle;
   membership::basic_swim<Endpoint> swim_;
   Placement placement_;
@@ -257,6 +259,7 @@ class basic_node_core {
   std::unordered_map<Endpoint, node_id> by_packet_;
   std::unordered_map<Endpoint, node_id> by_stream_;
   std::optional<time_point> settle_at_;
+  time_point next_reap_{};
   bool founding_ = false;
   bool settled_once_ = false;
   std::optional<time_point> join_deadline_;

@@ -77,6 +77,7 @@ struct node_drop_stats {
 struct node_stats : message_stats {
   // membership (gauges)
   std::uint64_t members_alive = 0, members_suspect = 0, members_dead = 0, members_left = 0;
+  std::uint64_t foreign_members = 0;  ///< SWIM members whose metadata is not a node's (ignored)
   // placement
   std::uint64_t placement_version = 0;      ///< gauge
   std::uint64_t placement_fingerprint = 0;  ///< gauge: equal on nodes that agree (one_hop)
@@ -91,8 +92,9 @@ struct node_stats : message_stats {
   std::uint64_t lookup_disagreements = 0;  ///< chord: the router named another owner than the membership view
   latency_histogram put_latency{}, get_latency{};
   // handoff (from the handoff manager)
-  std::uint64_t ranges_pending = 0;   ///< gauge: gained ranges not ready yet
-  std::uint64_t ranges_outbound = 0;  ///< gauge: ranges being handed off from here
+  std::uint64_t ranges_pending = 0;           ///< gauge: gained ranges not ready yet
+  std::uint64_t ranges_outbound = 0;          ///< gauge: ranges being handed off from here
+  std::uint64_t handoff_bytes_in_flight = 0;  ///< gauge: handoff chunks sent and not yet acknowledged
   std::uint64_t handoff_bytes_sent = 0, handoff_bytes_received = 0;
   std::uint64_t handoff_keys_sent = 0, handoff_keys_received = 0;
   std::uint64_t ranges_dropped = 0, keys_dropped = 0;

@@ -27,6 +27,7 @@ basic_node_core<Endpoint, Placement, Storage>::basic_node_core(const node_config
       packet_(packet),
       stream_(stream),
       store_(store),
+      hints_(hints),
       swim_(
           self_, packet, config_.membership, detail::node::sub_seed(seed, 1),
           detail::node::encode_meta(detail::node::node_meta<Endpoint>{1, 0, 1, stream, config_.name}, self_)),
@@ -96,6 +97,7 @@ std::error_code basic_node_core<Endpoint, Placement, Storage>::leave(time_point 
   schedule_settle(now);
   for (auto it = ops_.begin(); it != ops_.end();) {
     if (it->second.replica_id == 0) {  // not started: fail it now; started ones finish
+      by_lookup_.erase(it->second.lookup);
       fail_op(it->first, it->second, errc::shut_down);
       it = ops_.erase(it);
     } else {

@@ -78,13 +78,23 @@ void basic_node_core<Endpoint, Placement, Storage>::refresh_peer(node_id id, tim
   if (!m) return;
   auto meta = detail::node::decode_meta<Endpoint>(m->metadata);
   if (!meta || node_id::from_name(meta->name) != id) {
-    ++stats_.dropped.not_a_member;
+    ++stats_.foreign_members;
     return;
   }
+  // An endpoint another member used (a reused port or address) now belongs
+  // to this one: the other's entry no longer names it.
+  for (auto* map : {&by_packet_, &by_stream_}) {
+    const Endpoint& ep = map == &by_packet_ ? m->address : meta->stream;
+    if (auto b = map->find(ep); b != map->end() && b->second != id) {
+      const node_id other = b->second;
+      map->erase(b);
+      if (!is_live(other)) peers_.erase(other);
+    }
+  }
   peer_entry& p = peers_[id];
-  if (p.has_meta && (p.packet != m->address || p.stream != meta->stream)) {
-    by_packet_.erase(p.packet);
-    by_stream_.erase(p.stream);
+  if (p.has_meta) {
+    if (auto b = by_packet_.find(p.packet); b != by_packet_.end() && b->second == id) by_packet_.erase(b);
+    if (auto b = by_stream_.find(p.stream); b != by_stream_.end() && b->second == id) by_stream_.erase(b);
   }
   p.packet = m->address;
   p.stream = meta->stream;
@@ -179,10 +189,23 @@ void basic_node_core<Endpoint, Placement, Storage>::settle(time_point now) {
       if (is && !was) gained.push_back(m.range);
       if (was && !is) lost.push_back(m.range);
     }
+    if constexpr (requires { store_.set_actor(node_id{}); }) {
+      // Ranges lost are handed off and dropped here. Should one come back,
+      // this node would coordinate its keys again without the versions it
+      // numbered before; numbering new ones under the same name would make
+      // their clocks cover those old versions, and peers would drop them.
+      // A new name for new writes keeps old and new versions apart.
+      if (!lost.empty())
+        store_.set_actor(node_id{mix64(store_.actor().value ^ mix64(placement_.version() ^ actor_salt_))});
+    }
     emit_ranges(node_event_kind::range_gained, std::move(gained));
     emit_ranges(node_event_kind::range_lost, std::move(lost));
     handoff_.on_placement(moves, founding_ && first, now, [this](node_id id) { return is_live(id); });
   }
+  std::uint64_t held = 0;  // O(units), once per settle
+  for (std::size_t u = 0; u < placement_.unit_count(); ++u)
+    held += placement_.holds(self_, placement_.unit_at(u).begin) ? 1 : 0;
+  stats_.ranges_held = held;
   if (state_ == node_state::leaving) drain_settled_ = true;
   if (state_ == node_state::joining) {
     state_ = node_state::joined;
@@ -239,6 +262,8 @@ void basic_node_core<Endpoint, Placement, Storage>::update_gauges() {
   const auto& h = handoff_.stats();
   stats_.ranges_pending = h.units_pending;
   stats_.ranges_outbound = h.units_outbound;
+  stats_.handoff_bytes_in_flight = h.bytes_in_flight;
+  stats_.hints_pending = hints_.size();
   stats_.handoff_bytes_sent = h.bytes_sent;
   stats_.handoff_bytes_received = h.bytes_received;
   stats_.handoff_keys_sent = h.keys_sent;
@@ -263,6 +288,8 @@ void basic_node_core<Endpoint, Placement, Storage>::fail_join(std::error_code ec
   out_.status.push_back({node_state::left, ec});
   for (auto& [id, op] : ops_) fail_op(id, op, ec);
   ops_.clear();
+  by_replica_.clear();
+  by_lookup_.clear();
 }
 
 template <class Endpoint, placement Placement, storage Storage>
@@ -276,6 +303,7 @@ void basic_node_core<Endpoint, Placement, Storage>::finish_leave(std::error_code
   for (auto& [id, op] : ops_) fail_op(id, op, errc::shut_down);
   ops_.clear();
   by_replica_.clear();
+  by_lookup_.clear();
 }
 
 template <class Endpoint, placement Placement, storage Storage>

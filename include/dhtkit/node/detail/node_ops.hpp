@@ -80,11 +80,9 @@ template <class Endpoint, placement Placement, storage Storage>
 void basic_node_core<Endpoint, Placement, Storage>::dispatch_op(request_id id, client_op& op,
                                                                 time_point now) {
   request_options o = op.options;
-  if (o.timeout) {
-    // The lookup used part of the budget.
-    const duration used = now - op.started;
-    o.timeout = *o.timeout > used ? *o.timeout - used : duration{1};
-  }
+  // A chord lookup used part of the budget: the replica gets what is left.
+  const time_point deadline = op_deadline(op);
+  o.timeout = deadline > now ? deadline - now : duration{1};
   request_id rid = 0;
   switch (op.kind) {
     case op_kind::put:

@@ -100,7 +100,11 @@ template <class Endpoint, placement Placement, storage Storage>
 std::error_code basic_node_core<Endpoint, Placement, Storage>::check_sender(const address_type& from,
                                                                             node_id sender) {
   auto it = peers_.find(sender);
-  if (it == peers_.end() || sender == self_ || it->second.state == membership::member_state::left) {
+  const auto live = [](const peer_entry& p) {
+    return p.state == membership::member_state::alive || p.state == membership::member_state::suspect ||
+           (p.state == membership::member_state::dead && p.grace_pending);  // may be alive: its place is kept
+  };
+  if (it == peers_.end() || sender == self_ || !live(it->second)) {
     ++stats_.dropped.not_a_member;
     return errc::not_a_member;
   }
@@ -217,6 +221,24 @@ void basic_node_core<Endpoint, Placement, Storage>::tick(time_point now) {
   }
   replica_.tick(now);
   handoff_.tick(now);
+  if (now >= next_reap_) {
+    // SWIM forgets long-dead members without an event: so does the directory,
+    // which SWIM's max_members therefore bounds too.
+    next_reap_ = now + seconds(1);
+    for (auto it = peers_.begin(); it != peers_.end();) {
+      if (swim_.find(it->first)) {
+        ++it;
+        continue;
+      }
+      if (auto b = by_packet_.find(it->second.packet); b != by_packet_.end() && b->second == it->first)
+        by_packet_.erase(b);
+      if (auto b = by_stream_.find(it->second.stream); b != by_stream_.end() && b->second == it->first)
+        by_stream_.erase(b);
+      replica_.mark_alive(it->first);  // forgets it in the replica's down set too
+      it = peers_.erase(it);
+      schedule_settle(now);
+    }
+  }
   for (auto& [id, p] : peers_) {
     if (p.grace_pending && p.dead_since && now >= *p.dead_since + config_.dead_member_grace) {
       p.grace_pending = false;
@@ -241,11 +263,13 @@ void basic_node_core<Endpoint, Placement, Storage>::tick(time_point now) {
   if (state_ == node_state::joining && join_deadline_ && now >= *join_deadline_)
     fail_join(errc::timed_out, now);
   if (state_ == node_state::leaving) {
-    if (!swim_leave_at_ && drain_settled_ &&
-        (handoff_.idle() || (leave_deadline_ && now >= *leave_deadline_))) {
+    const bool expired = leave_deadline_ && now >= *leave_deadline_;
+    if (!swim_leave_at_ && expired && !drain_settled_) settle(now);  // the drain's placement, late or not
+    if (!swim_leave_at_ && drain_settled_ && (handoff_.idle() || expired)) {
       if (!handoff_.idle()) out_.status.push_back({node_state::leaving, errc::timed_out});
       (void)swim_.leave(now);
       if constexpr (routed) (void)router_.leave(now);
+      leave_deadline_.reset();  // passed or moot: never a wake-up in the past
       swim_leave_at_ = now + 2 * config_.membership.gossip_interval;
     } else if (swim_leave_at_ && (swim_.leave_done() || now >= *swim_leave_at_)) {
       pump(now);  // the last gossip goes out before we fall silent
