@@ -30,6 +30,8 @@
 #include "dhtkit/membership/config.hpp"
 #include "dhtkit/membership/phi_accrual.hpp"
 #include "dhtkit/membership/swim.hpp"
+#include "dhtkit/node/node.hpp"
+#include "dhtkit/node/sim_node.hpp"
 #include "dhtkit/replication/merkle.hpp"
 #include "dhtkit/replication/replica.hpp"
 #include "dhtkit/replication/storage.hpp"
