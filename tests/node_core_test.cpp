@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "dhtkit/node/detail/handoff_messages.hpp"
 #include "dhtkit/node/detail/node_lanes.hpp"
 #include "dhtkit/node/sim_node.hpp"
 #include "dhtkit/replication/detail/messages.hpp"
@@ -172,6 +173,29 @@ TEST_CASE("node: hostile messages are refused, counted, and change nothing") {
     send(stranger, t.b.packet_endpoint(),
          std::vector<std::byte>(4000, std::byte{1}));  // over the packet limit
     CHECK(core.stats().dropped.malformed == 3);
+  }
+  SECTION("a member offering a range the receiver does not hold") {
+    sim_node d{t.net, named("d"), 4};  // with 4 nodes and N = 3, b holds only part of the ring
+    REQUIRE_FALSE(d.join({t.a.packet_endpoint()}));
+    REQUIRE(t.net.run_until(t.net.now() + seconds(10), [&] {
+      return core.placement().members().size() == 4 && t.a.core().placement().members().size() == 4 &&
+             core.placement().fingerprint() == t.a.core().placement().fingerprint();
+    }));
+    std::optional<key_range> foreign;
+    for (std::size_t u = 0; u < core.placement().unit_count() && !foreign; ++u)
+      if (!core.placement().holds(core.id(), core.placement().unit_at(u).begin))
+        foreign = core.placement().unit_at(u);
+    REQUIRE(foreign);
+    detail::handoff::offer o;
+    o.session = 77;
+    o.begin = foreign->begin;
+    o.end = foreign->end;
+    o.keys = 1;
+    auto bytes = wire::encode(o, t.a.core().id());
+    REQUIRE(bytes);
+    const auto before = core.stats().dropped.not_held;
+    send(t.net.transport(t.a.packet_endpoint()), t.b.packet_endpoint(), *bytes);
+    CHECK(core.stats().dropped.not_held == before + 1);
   }
   SECTION("an unknown tag") {
     auto bytes = wire::encode(odd_message{}, t.a.core().id());
