@@ -260,6 +260,8 @@ class basic_node_core {
   std::unordered_map<Endpoint, node_id> by_stream_;
   std::optional<time_point> settle_at_;
   time_point next_reap_{};
+  time_point router_retry_at_{};     // chord: when an idle router next tries to join
+  std::size_t router_attempts_ = 0;  // chord: rotates the member it joins through
   bool founding_ = false;
   bool settled_once_ = false;
   std::optional<time_point> join_deadline_;

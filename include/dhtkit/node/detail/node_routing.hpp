@@ -246,6 +246,16 @@ void basic_node_core<Endpoint, Placement, Storage>::tick(time_point now) {
     }
   }
   if constexpr (routed) {
+    // The router joins through a live member once SWIM has one; a join that
+    // failed (its bootstrap's router was not in the ring yet) is retried
+    // through another member every stabilize_period.
+    if (!founding_ && state_ == node_state::joined && router_.state() == chord::router_state::idle &&
+        now >= router_retry_at_) {
+      router_retry_at_ = now + config_.chord.stabilize_period;
+      std::vector<node_id> live = live_members();
+      std::erase(live, self_);
+      if (!live.empty()) (void)router_.join(peers_.at(live[router_attempts_++ % live.size()]).packet, now);
+    }
     // An operation still resolving its owner fails at its deadline (the
     // replica enforces the deadline once it has the operation).
     for (auto it = ops_.begin(); it != ops_.end();) {
