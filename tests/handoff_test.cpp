@@ -622,7 +622,7 @@ TEST_CASE("offers and chunks a receiver must not take are refused and counted", 
   c.add(2, cfg);
   c.set_members({1}, true);
   c.drop = [](const wire_msg&) { return true; };  // the forged messages below are the only traffic
-  c.set_members({1, 2}, false);                   // n = 2: node 2 gains every unit, pending on node 1
+  c.set_members({2}, false);                      // node 1 leaves: node 2 gains every unit, pending on node 1
   c.deliver();
   peer& p = c[2];
   const auto u0 = p.placement.unit_at(0), u1 = p.placement.unit_at(1);
