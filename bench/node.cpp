@@ -34,6 +34,7 @@
 #include <cstdio>
 #include <ctime>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -716,6 +717,8 @@ struct lookup_cost {
   double messages_per_get = 0, background_per_s = 0;
   double latency_mean_ms = 0, latency_p50_ms = 0, latency_p99_ms = 0;
   std::uint64_t gets = 0, failed = 0, not_found = 0, lookups = 0, disagreements = 0;
+  std::uint64_t puts_failed = 0;                    // of the puts that wrote the keys read
+  std::map<std::string, std::uint64_t> put_errors;  // why, for the stderr line
   double converge_sim_s = 0, wall_s = 0;
 };
 
@@ -740,7 +743,9 @@ lookup_cost get_cost(std::size_t count, std::size_t gets) {
   std::vector<double> ms;
   for (std::size_t i = 0; i < count; ++i) {
     nodes[i]->on_put = [&, i](const dhtkit::put_completion& p) {
-      if (pending[i].erase(p.id)) ++done;
+      if (!pending[i].erase(p.id)) return;
+      ++done;
+      if (p.error) ++r.puts_failed, ++r.put_errors[p.error.message()];
     };
     nodes[i]->on_get = [&, i](const dhtkit::get_completion& g) {
       auto it = pending[i].find(g.id);
@@ -812,11 +817,16 @@ void bench_chord(const dhtkit::bench::reporter& out, bool quick) {
     };
     auto extra = [](const lookup_cost& c) {
       return ",\"failed\":" + std::to_string(c.failed) + ",\"not_found\":" + std::to_string(c.not_found) +
+             ",\"puts_failed\":" + std::to_string(c.puts_failed) +
              ",\"lookups\":" + std::to_string(c.lookups) +
              ",\"lookup_disagreements\":" + std::to_string(c.disagreements) +
              ",\"background_msgs_per_sim_s\":" + fixed(c.background_per_s) +
              ",\"converge_sim_s\":" + fixed(c.converge_sim_s) + ",\"wall_s\":" + fixed(c.wall_s);
     };
+    for (const auto* c : {&oh, &ch})
+      for (const auto& [why, count] : c->put_errors)
+        std::fprintf(stderr, "chord/get setup (%s): %llu puts failed: %s\n", c == &oh ? "one_hop" : "chord",
+                     static_cast<unsigned long long>(count), why.c_str());
     out.emit("chord/get/messages", params(ch), ch.messages_per_get, "msgs/get",
              {"one_hop", oh.messages_per_get}, extra(ch) + ",\"one_hop\":{" + extra(oh).substr(1) + "}");
     out.emit("chord/get/latency_mean", params(ch), ch.latency_mean_ms, "sim_ms",
