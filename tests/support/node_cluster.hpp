@@ -157,7 +157,8 @@ class node_cluster {
         for (std::uint32_t b = 1; b <= net_.endpoint_count(); ++b)
           if (a != b) net_.set_link(sim::endpoint{a}, sim::endpoint{b}, clean);
     }
-    net_.run_for(seconds(4));  // clients stopped; in-flight operations end
+    stop_at_ = std::min(stop_at_, net_.now());  // clients issue nothing more
+    net_.run_for(seconds(4));                   // and what they issued ends
     // C: placement agreement once membership converged (bounded wait).
     const time_point start = net_.now();
     const duration bound = seconds(30);
@@ -168,6 +169,9 @@ class node_cluster {
       violation("C: live nodes' placements differ after " + std::to_string(bound.count()) + "ns");
     if (!converged()) violation("B: holders of some key still differ: " + first_divergence_);
     check_reads();
+    // D holds past the handoff bound: a range handed off is dropped in
+    // batches after its holders acknowledged it, so wait for that (bounded).
+    (void)net_.run_until(net_.now() + seconds(15), [this] { return stale_keys() == 0; });
     check_no_stale();
     for (std::size_t i = 0; i < nodes_.size(); ++i)
       if (serving(i) && !nodes_[i]->core().check_invariants())
@@ -385,6 +389,19 @@ class node_cluster {
     auto it = final_keys_.find({n, g.id});
     if (it == final_keys_.end() || g.error) return;
     final_results_[{n, it->second}] = elements_of(g.siblings);
+  }
+
+  std::size_t stale_keys() {
+    std::size_t stale = 0;
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      if (!serving(i)) continue;
+      for (std::size_t k = 0; k < cfg_.keys; ++k) {
+        const std::string key = key_name(k);
+        if (nodes_[i]->store().get(key) && !nodes_[i]->core().holds(key) && !nodes_[i]->hints().has_key(key))
+          ++stale;
+      }
+    }
+    return stale;
   }
 
   // D: a serving node stores only keys of ranges it holds (or keeps a hint for).
