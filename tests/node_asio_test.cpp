@@ -594,10 +594,15 @@ TEST_CASE("asio node: four threads run the io_context while two clients put and 
   std::atomic<int> ok{0}, failed{0};
   std::promise<void> all_done;
   std::atomic<int> remaining{2 * per_client};
+  // 200 operations start at once on three nodes sharing four threads; under
+  // the sanitizers that takes far longer than local()'s 300 ms per request, so
+  // each gets the longest timeout a request may have (10 x request_timeout).
+  dhtkit::request_options patient;
+  patient.timeout = dhtkit::seconds(3);
   auto client = [&](dhtkit::node& writer, int base) {
     for (int i = 0; i < per_client; ++i) {
       const std::string key = "key-" + std::to_string(base + i);
-      writer.async_put(key, to_bytes(key), {}, [&](std::error_code ec, dhtkit::put_result) {
+      writer.async_put(key, to_bytes(key), {}, patient, [&](std::error_code ec, dhtkit::put_result) {
         (ec ? failed : ok).fetch_add(1);
         if (remaining.fetch_sub(1) == 1) all_done.set_value();
       });
@@ -617,7 +622,7 @@ TEST_CASE("asio node: four threads run the io_context while two clients put and 
   for (int i = 0; i < 2 * per_client; ++i) {
     const std::string key = "key-" + std::to_string(i);
     dhtkit::node& reader = i % 2 ? t.c : t.a;
-    reader.async_get(key, [&, key](std::error_code ec, dhtkit::get_result r) {
+    reader.async_get(key, patient, [&, key](std::error_code ec, dhtkit::get_result r) {
       if (!ec && r.siblings.size() == 1 && to_string(r.siblings[0].value) == key) read_ok.fetch_add(1);
       if (reads_left.fetch_sub(1) == 1) reads_done.set_value();
     });
