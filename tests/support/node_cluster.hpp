@@ -391,30 +391,31 @@ class node_cluster {
     final_results_[{n, it->second}] = elements_of(g.siblings);
   }
 
-  std::size_t stale_keys() {
-    std::size_t stale = 0;
+  // f(node, key) for every key a serving node stores in a range it no longer
+  // holds and keeps no hint for.
+  template <class F>
+  void for_each_stale(F&& f) {
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
       if (!serving(i)) continue;
       for (std::size_t k = 0; k < cfg_.keys; ++k) {
         const std::string key = key_name(k);
         if (nodes_[i]->store().get(key) && !nodes_[i]->core().holds(key) && !nodes_[i]->hints().has_key(key))
-          ++stale;
+          f(i, key);
       }
     }
+  }
+
+  std::size_t stale_keys() {
+    std::size_t stale = 0;
+    for_each_stale([&](std::size_t, const std::string&) { ++stale; });
     return stale;
   }
 
   // D: a serving node stores only keys of ranges it holds (or keeps a hint for).
   void check_no_stale() {
-    for (std::size_t i = 0; i < nodes_.size(); ++i) {
-      if (!serving(i)) continue;
-      auto& core = nodes_[i]->core();
-      for (std::size_t k = 0; k < cfg_.keys; ++k) {
-        const std::string key = key_name(k);
-        if (nodes_[i]->store().get(key) && !core.holds(key) && !nodes_[i]->hints().has_key(key))
-          violation("D: node " + std::to_string(i) + " still stores " + key + ", a range it no longer holds");
-      }
-    }
+    for_each_stale([this](std::size_t i, const std::string& key) {
+      violation("D: node " + std::to_string(i) + " still stores " + key + ", a range it no longer holds");
+    });
   }
 
   node_scenario_config cfg_;
