@@ -62,6 +62,8 @@
 #include <exception>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -90,6 +92,9 @@ struct config {
   std::size_t keys = 100000;
   std::size_t value_size = 100;
   std::size_t rss_items = 1000000;
+  bool cluster = true;                    // --no-cluster: memcached and one dhtkit-cache only
+  std::string cluster_profile = "local";  // loopback: what the tests and the demo use
+  std::string node_logs;                  // --node-logs DIR: each cluster node's stderr in DIR/<name>.log
 };
 
 // ---- processes ------------------------------------------------------------
@@ -97,7 +102,7 @@ struct config {
 // The servers alive now, so that a signal handler or std::terminate can kill
 // them: kill and waitpid are async-signal-safe, and a lock-free atomic is safe
 // to read in a handler.
-constexpr std::size_t max_children = 8;
+constexpr std::size_t max_children = 16;
 std::atomic<pid_t> children[max_children];
 static_assert(std::atomic<pid_t>::is_always_lock_free);
 
@@ -164,7 +169,9 @@ int connect_to(int port) {
 
 class server_process {
  public:
-  server_process(const std::string& name, std::vector<std::string> argv) : name_(name) {
+  // stderr_path: where the server's stderr goes ("": this program's stderr).
+  server_process(const std::string& name, std::vector<std::string> argv, const std::string& stderr_path = "")
+      : name_(name) {
     port_ = free_port();
     argv.push_back("-p");
     argv.push_back(std::to_string(port_));
@@ -194,6 +201,10 @@ class server_process {
       const int null = ::open("/dev/null", O_RDWR);
       ::dup2(null, 0);
       ::dup2(null, 1);
+      if (!stderr_path.empty()) {
+        const int log = ::open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        ::dup2(log >= 0 ? log : null, 2);
+      }
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(a.data());
       args.push_back(nullptr);
@@ -220,6 +231,13 @@ class server_process {
   server_process& operator=(const server_process&) = delete;
   ~server_process() { stop(); }
   int port() const { return port_; }
+  const std::string& name() const { return name_; }
+  // Sends SIGTERM without waiting, so that several servers (a cluster's
+  // nodes) leave at the same time; stop() then waits for each.
+  void terminate() {
+    if (pid_ > 0 && !terminated_) ::kill(pid_, SIGTERM);
+    terminated_ = true;
+  }
   double rss_mib() const {
     std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
     std::string line;
@@ -247,10 +265,11 @@ class server_process {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
-  // SIGTERM, then SIGKILL if it has not exited in 10 s; reaps it.
+  // SIGTERM (unless terminate() sent it), then SIGKILL if it has not exited
+  // in 10 s; reaps it.
   void stop() {
     if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
+    terminate();
     const auto deadline = clock_type::now() + std::chrono::seconds(10);
     int status = 0;
     for (;;) {
@@ -277,6 +296,7 @@ class server_process {
   std::string name_;
   int port_ = 0;
   pid_t pid_ = -1;
+  bool terminated_ = false;
 };
 
 // ---- the client -------------------------------------------------------------
@@ -292,11 +312,15 @@ struct rng {
 };
 
 // Parses one reply at the front of `in`: its length, or 0 if incomplete.
-// Throws on a reply that is not what a get or a set answers.
-std::size_t reply_length(std::string_view in, bool is_get) {
+// A cluster node answers "SERVER_ERROR <reason>" to a request whose quorum it
+// cannot reach: that sets `failed`. Throws on any other reply that is not
+// what a get or a set answers.
+std::size_t reply_length(std::string_view in, bool is_get, bool& failed) {
   const auto eol = in.find("\r\n");
   if (eol == std::string_view::npos) return 0;
   const std::string_view line = in.substr(0, eol);
+  failed = line.rfind("SERVER_ERROR", 0) == 0;
+  if (failed) return eol + 2;
   if (!is_get) {
     if (line != "STORED") throw std::runtime_error("set answered " + std::string(line));
     return eol + 2;
@@ -320,9 +344,22 @@ struct conn {
   std::size_t head = 0;
 };
 
+// Replies completed in each slice of this long since the load began, so the
+// rebalancing row can compare throughput before and during a join.
+constexpr auto bucket_width = std::chrono::milliseconds(100);
+
 struct thread_result {
-  std::uint64_t ops = 0;
+  std::uint64_t ops = 0;     // successful replies to requests sent in the measured window
+  std::uint64_t failed = 0;  // SERVER_ERROR replies, whenever sent
   std::vector<std::uint32_t> latencies_ns;
+  std::vector<std::uint32_t> ok_buckets, failed_buckets;  // per bucket_width since `start`
+};
+
+// When a load runs: requests sent from warm_until to stop_at are measured;
+// stop_now (if given) ends it early, for a load whose end is not known ahead.
+struct load_window {
+  clock_type::time_point start, warm_until, stop_at;
+  const std::atomic<bool>* stop_now = nullptr;
 };
 
 void append_request(std::string& out, rng& r, const config& cfg, const std::string& value, bool& is_get) {
@@ -355,9 +392,13 @@ void write_all(conn& c) {
   c.out.clear();
 }
 
-// One client thread: `connections` connections, `depth` requests in flight on each.
-thread_result drive(const config& cfg, int port, clock_type::time_point warm_until,
-                    clock_type::time_point stop_at, std::uint64_t seed) {
+// One client thread: `connections` connections, `depth` requests in flight on
+// each. Connection i of the run (first_conn + i) goes to ports[i % size]:
+// a cluster's connections are spread over its nodes.
+thread_result drive(const config& cfg, const std::vector<int>& ports, std::size_t first_conn,
+                    const load_window& w, std::uint64_t seed) {
+  const auto warm_until = w.warm_until;
+  const auto stop_at = w.stop_at;
   thread_result res;
   res.latencies_ns.reserve(1 << 22);
   const std::string value(cfg.value_size, 'v');
@@ -366,7 +407,7 @@ thread_result drive(const config& cfg, int port, clock_type::time_point warm_unt
   std::vector<conn> conns(static_cast<std::size_t>(cfg.connections));
   for (std::size_t i = 0; i < conns.size(); ++i) {
     conn& c = conns[i];
-    c.fd = connect_to(port);
+    c.fd = connect_to(ports[(first_conn + i) % ports.size()]);
     if (c.fd < 0) throw std::runtime_error("connect failed");
     ::fcntl(c.fd, F_SETFL, O_NONBLOCK);
     epoll_event ev{};
@@ -386,11 +427,13 @@ thread_result drive(const config& cfg, int port, clock_type::time_point warm_unt
   bool stopping = false;
   std::size_t outstanding = conns.size() * static_cast<std::size_t>(cfg.depth);
   while (outstanding > 0) {
-    const int n = ::epoll_wait(ep, events, 64, 1000);
+    // A cluster node answers a request it cannot complete within its request
+    // timeout (1-2 s) with SERVER_ERROR: silence for longer is a hang.
+    const int n = ::epoll_wait(ep, events, 64, 5000);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw std::runtime_error("no reply for 1 s");
+    if (n <= 0) throw std::runtime_error("no reply for 5 s");
     const auto now = clock_type::now();
-    if (!stopping && now >= stop_at) stopping = true;
+    if (!stopping && (now >= stop_at || (w.stop_now != nullptr && w.stop_now->load()))) stopping = true;
     for (int e = 0; e < n; ++e) {
       conn& c = conns[events[e].data.u64];
       for (;;) {
@@ -407,14 +450,21 @@ thread_result drive(const config& cfg, int port, clock_type::time_point warm_unt
       const auto parsed_at = clock_type::now();
       for (;;) {
         if (c.head == c.inflight.size()) break;
+        bool failed = false;
         const std::size_t len =
-            reply_length(std::string_view(c.in).substr(c.in_off), c.inflight[c.head].second);
+            reply_length(std::string_view(c.in).substr(c.in_off), c.inflight[c.head].second, failed);
         if (len == 0) break;
         c.in_off += len;
         const auto sent = c.inflight[c.head].first;
         ++c.head;
         --outstanding;
-        if (sent >= warm_until && sent < stop_at) {
+        const auto bucket = static_cast<std::size_t>((parsed_at - w.start) / bucket_width);
+        auto& buckets = failed ? res.failed_buckets : res.ok_buckets;
+        if (buckets.size() <= bucket) buckets.resize(bucket + 1);
+        ++buckets[bucket];
+        if (failed) {
+          ++res.failed;
+        } else if (sent >= warm_until && sent < stop_at) {
           ++res.ops;
           res.latencies_ns.push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(
               std::chrono::duration_cast<std::chrono::nanoseconds>(parsed_at - sent).count(), UINT32_MAX)));
@@ -442,14 +492,17 @@ thread_result drive(const config& cfg, int port, clock_type::time_point warm_unt
   return res;
 }
 
-// Stores keys [0, count) with pipelined sets over a few connections in parallel.
-void load(int port, std::size_t count, std::size_t value_size, int parallel) {
+// Stores keys [0, count) with pipelined sets over a few connections in
+// parallel, connection t to ports[t % size]. Every reply must be STORED.
+void load(const std::vector<int>& ports, std::size_t count, std::size_t value_size, int parallel) {
   const std::string value(value_size, 'v');
   std::vector<std::thread> threads;
   std::atomic<bool> failed{false};
+  std::string first_error;  // written by the first thread that fails
+  std::atomic<bool> error_claimed{false};
   for (int t = 0; t < parallel; ++t) {
     threads.emplace_back([&, t] {
-      const int fd = connect_to(port);
+      const int fd = connect_to(ports[static_cast<std::size_t>(t) % ports.size()]);
       if (fd < 0) {
         failed = true;
         return;
@@ -473,14 +526,22 @@ void load(int port, std::size_t count, std::size_t value_size, int parallel) {
           break;
         }
         in.clear();
-        const std::size_t want = (end - start) * 8;  // "STORED\r\n"
-        while (in.size() < want) {
+        std::size_t lines = 0, scanned = 0;
+        while (lines < end - start && !failed) {
           const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
           if (n <= 0) {
             failed = true;
             break;
           }
           in.append(buf.data(), static_cast<std::size_t>(n));
+          for (std::size_t eol; (eol = in.find("\r\n", scanned)) != std::string::npos; scanned = eol + 2) {
+            ++lines;
+            if (in.compare(scanned, eol - scanned, "STORED") != 0) {
+              if (!error_claimed.exchange(true)) first_error = in.substr(scanned, eol - scanned);
+              failed = true;
+              break;
+            }
+          }
         }
         if (failed) break;
       }
@@ -488,12 +549,15 @@ void load(int port, std::size_t count, std::size_t value_size, int parallel) {
     });
   }
   for (auto& t : threads) t.join();
-  if (failed) throw std::runtime_error("load failed");
+  if (failed)
+    throw std::runtime_error("load failed" + (first_error.empty() ? "" : ": a set answered " + first_error));
 }
 
 struct load_result {
   int depth = 0;
   double ops_per_s = 0, p50_us = 0, p99_us = 0;
+  std::uint64_t failed = 0;                               // SERVER_ERROR replies
+  std::vector<std::uint32_t> ok_buckets, failed_buckets;  // all threads' replies per bucket_width
 };
 
 struct rss_result {
@@ -509,21 +573,36 @@ std::vector<std::string> server_argv(const std::string& binary, const std::vecto
   return argv;
 }
 
-load_result drive_all(const config& cfg, int port) {
+void add_buckets(std::vector<std::uint32_t>& into, const std::vector<std::uint32_t>& from) {
+  if (into.size() < from.size()) into.resize(from.size());
+  for (std::size_t i = 0; i < from.size(); ++i) into[i] += from[i];
+}
+
+// Runs `threads` client threads against `ports` (connections spread over
+// them). Without stop_now, the load lasts cfg.seconds after a warm-up; with
+// it, until *stop_now (ops_per_s and the percentiles are then not meaningful:
+// the buckets are).
+load_result drive_all(const config& cfg, const std::vector<int>& ports,
+                      const std::atomic<bool>* stop_now = nullptr,
+                      clock_type::time_point* started = nullptr) {
   load_result out;
   out.depth = cfg.depth;
-  const auto start = clock_type::now();
-  const auto warm_until = start + std::chrono::milliseconds(cfg.quick ? 200 : 1000);
-  const auto stop_at = warm_until + std::chrono::duration_cast<clock_type::duration>(
-                                        std::chrono::duration<double>(cfg.seconds));
+  load_window w;
+  w.start = clock_type::now();
+  if (started != nullptr) *started = w.start;
+  w.warm_until = w.start + std::chrono::milliseconds(cfg.quick ? 200 : 1000);
+  w.stop_at = stop_now != nullptr ? w.start + std::chrono::hours(24)
+                                  : w.warm_until + std::chrono::duration_cast<clock_type::duration>(
+                                                       std::chrono::duration<double>(cfg.seconds));
+  w.stop_now = stop_now;
   std::vector<thread_result> results(static_cast<std::size_t>(cfg.threads));
   std::vector<std::thread> threads;
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(cfg.threads));
   for (int t = 0; t < cfg.threads; ++t)
     threads.emplace_back([&, t] {
       try {
-        results[static_cast<std::size_t>(t)] =
-            drive(cfg, port, warm_until, stop_at, static_cast<std::uint64_t>(t) + 1);
+        results[static_cast<std::size_t>(t)] = drive(
+            cfg, ports, static_cast<std::size_t>(t * cfg.connections), w, static_cast<std::uint64_t>(t) + 1);
       } catch (...) {  // rethrown below, so it unwinds (and stops the servers) in the main thread
         errors[static_cast<std::size_t>(t)] = std::current_exception();
       }
@@ -535,7 +614,10 @@ load_result drive_all(const config& cfg, int port) {
   std::uint64_t ops = 0;
   for (auto& r : results) {
     ops += r.ops;
+    out.failed += r.failed;
     all.insert(all.end(), r.latencies_ns.begin(), r.latencies_ns.end());
+    add_buckets(out.ok_buckets, r.ok_buckets);
+    add_buckets(out.failed_buckets, r.failed_buckets);
   }
   out.ops_per_s = static_cast<double>(ops) / cfg.seconds;
   auto pct = [&](double p) {
@@ -550,31 +632,260 @@ load_result drive_all(const config& cfg, int port) {
   return out;
 }
 
-// Phase 1: both servers up and loaded, then `rounds` rounds; in each, for each
-// depth, one timed load on each server, alternating which goes first.
-// loads[server][depth index][round], server 0 = memcached, 1 = dhtkit-cache.
+// ---- the cluster ------------------------------------------------------------
+
+// One request and its reply up to END, e.g. `stats cluster`: the STAT lines as
+// name -> value.
+std::map<std::string, std::string> stats_of(int port, const char* command) {
+  const int fd = connect_to(port);
+  if (fd < 0) throw std::runtime_error(std::string(command) + ": connect failed");
+  const std::string request = std::string(command) + "\r\n";
+  std::string in;
+  bool ok = ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size());
+  char buf[4096];
+  while (ok && !(in.size() >= 5 && in.compare(in.size() - 5, 5, "END\r\n") == 0)) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) {
+      ok = false;
+      break;
+    }
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0)
+      ok = false;
+    else
+      in.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (!ok) throw std::runtime_error(std::string(command) + ": no complete reply in 5 s");
+  std::map<std::string, std::string> out;
+  std::size_t at = 0;
+  for (std::size_t eol; (eol = in.find("\r\n", at)) != std::string::npos; at = eol + 2) {
+    const std::string line = in.substr(at, eol - at);
+    if (line.rfind("STAT ", 0) != 0) continue;
+    const auto space = line.find(' ', 5);
+    if (space != std::string::npos) out[line.substr(5, space - 5)] = line.substr(space + 1);
+  }
+  return out;
+}
+
+long stat_number(const std::map<std::string, std::string>& stats, const std::string& name) {
+  const auto it = stats.find(name);
+  if (it == stats.end()) throw std::runtime_error("stats has no " + name + " (is this a cluster node?)");
+  return std::strtol(it->second.c_str(), nullptr, 10);
+}
+
+// dhtkit-cache nodes on loopback forming one cache: node 1 starts the
+// cluster, each later node joins through all those before it.
+class cluster {
+ public:
+  cluster(const config& cfg, std::string name, int read_quorum, int write_quorum)
+      : cfg_(cfg), name_(std::move(name)), read_quorum_(read_quorum), write_quorum_(write_quorum) {}
+  cluster(const cluster&) = delete;
+  cluster& operator=(const cluster&) = delete;
+  // Every node leaves at once rather than one after another.
+  ~cluster() {
+    for (auto& n : nodes_) n->terminate();
+    nodes_.clear();
+  }
+
+  // Starts one more node; returns once its client port is open (it has joined).
+  void add_node() {
+    const int cport = free_port();
+    const std::string node = "n" + std::to_string(nodes_.size() + 1);
+    std::vector<std::string> extra = cfg_.dhtkit_flags;
+    for (const std::string& f :
+         {std::string("--cluster-port"), std::to_string(cport), std::string("--name"), node,
+          std::string("--cluster-profile"), cfg_.cluster_profile, std::string("--replicas"),
+          std::to_string(replicas_), std::string("--read-quorum"), std::to_string(read_quorum_),
+          std::string("--write-quorum"), std::to_string(write_quorum_)})
+      extra.push_back(f);
+    if (!cports_.empty()) {
+      std::string join;
+      for (const int p : cports_)
+        join += (join.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(p);
+      extra.push_back("--join");
+      extra.push_back(join);
+    }
+    const std::string log =
+        cfg_.node_logs.empty() ? "/dev/null" : cfg_.node_logs + "/" + name_ + "-" + node + ".log";
+    nodes_.push_back(
+        std::make_unique<server_process>(name_ + "/" + node, server_argv(cfg_.dhtkit, extra), log));
+    cports_.push_back(cport);
+  }
+  // Waits (bounded) until every node counts every node alive.
+  void wait_all_alive(std::chrono::seconds timeout) const {
+    const auto deadline = clock_type::now() + timeout;
+    while (!all_alive()) {
+      if (clock_type::now() > deadline)
+        throw std::runtime_error(name_ + ": the nodes did not all see each other alive in time");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  bool all_alive() const {
+    for (const auto& n : nodes_)
+      if (stat_number(stats_of(n->port(), "stats cluster"), "cluster_members_alive") !=
+          static_cast<long>(nodes_.size()))
+        return false;
+    return true;
+  }
+  // The sum over the nodes of stats cluster's handoffs_in_progress.
+  long handoffs_in_progress() const {
+    long sum = 0;
+    for (const auto& n : nodes_)
+      sum += stat_number(stats_of(n->port(), "stats cluster"), "cluster_handoffs_in_progress");
+    return sum;
+  }
+  std::vector<int> ports() const {
+    std::vector<int> out;
+    for (const auto& n : nodes_) out.push_back(n->port());
+    return out;
+  }
+  int last_port() const { return nodes_.back()->port(); }
+  const std::string& name() const { return name_; }
+  std::string params() const {
+    char buf[160];
+    std::snprintf(buf, sizeof buf,
+                  "\"nodes\":%zu,\"replicas\":%d,\"read_quorum\":%d,\"write_quorum\":%d,\"profile\":\"%s\"",
+                  nodes_.size(), replicas_, read_quorum_, write_quorum_, cfg_.cluster_profile.c_str());
+    return buf;
+  }
+
+ private:
+  const config& cfg_;
+  std::string name_;
+  int replicas_ = 3, read_quorum_ = 1, write_quorum_ = 2;
+  std::vector<std::unique_ptr<server_process>> nodes_;
+  std::vector<int> cports_;
+};
+
+// What the load phase drives: a server, or a cluster through all its nodes.
+struct target {
+  std::string name;
+  std::vector<int> ports;
+};
+
+// Phase 1: every target up and loaded, then `rounds` rounds; in each, for
+// each depth, one timed load on each target in turn, starting with a
+// different one each round. loads[target][depth index][round].
 using rounds_table = std::vector<std::vector<std::vector<load_result>>>;
 
-rounds_table measure_loads(const config& cfg) {
-  const char* const names[2] = {"memcached", "dhtkit"};
-  server_process memcached(names[0], server_argv(cfg.memcached));
-  server_process dhtkit(names[1], server_argv(cfg.dhtkit, cfg.dhtkit_flags));
-  const server_process* const servers[2] = {&memcached, &dhtkit};
-  for (const auto* server : servers) load(server->port(), cfg.keys, cfg.value_size, 2);
-  rounds_table out(2, std::vector<std::vector<load_result>>(cfg.depths.size()));
+rounds_table measure_loads(const config& cfg, const std::vector<target>& targets) {
+  for (const auto& t : targets) {
+    const auto start = clock_type::now();
+    load(t.ports, cfg.keys, cfg.value_size, static_cast<int>(std::max<std::size_t>(2, t.ports.size())));
+    std::fprintf(stderr, "%-10s loaded %zu keys in %.1f s\n", t.name.c_str(), cfg.keys,
+                 std::chrono::duration<double>(clock_type::now() - start).count());
+  }
+  const std::size_t n = targets.size();
+  rounds_table out(n, std::vector<std::vector<load_result>>(cfg.depths.size()));
   for (int round = 0; round < cfg.rounds; ++round) {
     for (std::size_t d = 0; d < cfg.depths.size(); ++d) {
       config run = cfg;
       run.depth = cfg.depths[d];
-      for (int turn = 0; turn < 2; ++turn) {
-        const int s = (turn + round) % 2;  // round 1: memcached first; round 2: dhtkit-cache first; ...
-        const load_result l = drive_all(run, servers[s]->port());
-        out[static_cast<std::size_t>(s)][d].push_back(l);
-        std::fprintf(stderr, "round %d/%d  %-10s depth %2d: %10.0f ops/s  p50 %8.1f us  p99 %8.1f us\n",
-                     round + 1, cfg.rounds, names[s], l.depth, l.ops_per_s, l.p50_us, l.p99_us);
+      for (std::size_t turn = 0; turn < n; ++turn) {
+        const std::size_t s = (turn + static_cast<std::size_t>(round)) % n;  // round 1: memcached first; ...
+        const load_result l = drive_all(run, targets[s].ports);
+        out[s][d].push_back(l);
+        std::fprintf(stderr,
+                     "round %d/%d  %-10s depth %2d: %10.0f ops/s  p50 %8.1f us  p99 %8.1f us  failed %llu\n",
+                     round + 1, cfg.rounds, targets[s].name.c_str(), l.depth, l.ops_per_s, l.p50_us, l.p99_us,
+                     static_cast<unsigned long long>(l.failed));
       }
     }
   }
+  return out;
+}
+
+// The rebalancing row: a fourth node joins `c` (3 nodes, loaded) while a
+// depth-1 load runs against the first three.
+struct join_result {
+  double listening_s = 0;   // from the start of the 4th process to its client port opening (it joined)
+  double all_alive_s = -1;  // ... to every node counting 4 alive
+  double ready_s = -1;    // ... to that and handoffs_in_progress 0 on every node (-1: not within the timeout)
+  long handoffs_max = 0;  // the largest sum of handoffs_in_progress seen while polling
+  double before_ops = 0, during_ops = 0, min_1s_ops = 0, after_ops = 0;
+  std::uint64_t failed_total = 0, failed_during = 0, requests_total = 0;
+  long new_node_items = -1;  // the 4th node's curr_items at the end
+};
+
+join_result measure_join(const config& cfg, cluster& c) {
+  join_result out;
+  config run = cfg;
+  run.depth = 1;
+  std::atomic<bool> stop{false};
+  clock_type::time_point started{};  // the load's start, where its buckets count from; read after join()
+  load_result load_out;
+  std::exception_ptr load_error;
+  const std::vector<int> ports = c.ports();
+  std::thread loader([&] {
+    try {
+      load_out = drive_all(run, ports, &stop, &started);
+    } catch (...) {
+      load_error = std::current_exception();
+    }
+  });
+  const double before_s = cfg.quick ? 3 : 8, after_s = cfg.quick ? 2 : 5, timeout_s = cfg.quick ? 30 : 60;
+  auto since = [](clock_type::time_point t) {
+    return std::chrono::duration<double>(clock_type::now() - t).count();
+  };
+  std::this_thread::sleep_for(std::chrono::duration<double>(before_s));
+  const auto join_at = clock_type::now();
+  try {
+    c.add_node();
+    out.listening_s = since(join_at);
+    while (since(join_at) < timeout_s) {
+      const bool alive = c.all_alive();
+      const long handoffs = c.handoffs_in_progress();
+      out.handoffs_max = std::max(out.handoffs_max, handoffs);
+      if (alive && out.all_alive_s < 0) out.all_alive_s = since(join_at);
+      if (alive && handoffs == 0) {
+        out.ready_s = since(join_at);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  } catch (...) {
+    stop = true;
+    loader.join();
+    throw;
+  }
+  const auto ready_at = clock_type::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(after_s));
+  const auto stop_at = clock_type::now();
+  stop = true;
+  loader.join();
+  if (load_error) std::rethrow_exception(load_error);
+  out.new_node_items = stat_number(stats_of(c.last_port(), "stats"), "curr_items");
+
+  const double w = std::chrono::duration<double>(bucket_width).count();
+  auto bucket_of = [&](clock_type::time_point t) {
+    return static_cast<std::size_t>(std::max(0.0, std::chrono::duration<double>(t - started).count() / w));
+  };
+  auto sum = [](const std::vector<std::uint32_t>& b, std::size_t from, std::size_t to) {
+    std::uint64_t s = 0;
+    for (std::size_t i = from; i < std::min(to, b.size()); ++i) s += b[i];
+    return s;
+  };
+  auto rate = [&](std::size_t from, std::size_t to) {
+    return to > from ? static_cast<double>(sum(load_out.ok_buckets, from, to)) /
+                           (static_cast<double>(to - from) * w)
+                     : 0;
+  };
+  const std::size_t warm = bucket_of(started + std::chrono::seconds(1)), joined = bucket_of(join_at),
+                    ready = std::max(bucket_of(ready_at), joined + static_cast<std::size_t>(1 / w)),
+                    end = bucket_of(stop_at);
+  out.before_ops = rate(warm, joined);
+  out.during_ops = rate(joined, ready);
+  out.after_ops = rate(ready, end);
+  const std::size_t second = static_cast<std::size_t>(1 / w);
+  out.min_1s_ops = -1;
+  for (std::size_t i = joined; i + second <= ready; ++i) {
+    const double r = rate(i, i + second);
+    if (out.min_1s_ops < 0 || r < out.min_1s_ops) out.min_1s_ops = r;
+  }
+  out.failed_total = load_out.failed;
+  out.failed_during = sum(load_out.failed_buckets, joined, ready);
+  out.requests_total = sum(load_out.ok_buckets, 0, load_out.ok_buckets.size()) + load_out.failed;
   return out;
 }
 
@@ -584,7 +895,7 @@ rss_result measure_rss(const std::string& name, const std::string& binary, const
   rss_result out;
   server_process server(name, server_argv(binary, flags));
   const auto start = clock_type::now();
-  load(server.port(), cfg.rss_items, cfg.value_size, 2);
+  load({server.port()}, cfg.rss_items, cfg.value_size, 2);
   out.load_s = std::chrono::duration<double>(clock_type::now() - start).count();
   out.rss_mib = server.rss_mib();
   return out;
@@ -638,12 +949,19 @@ std::optional<config> parse(int argc, char** argv) {
       cfg.connections = std::atoi(v);
     } else if (a == "--depth" && (v = next())) {
       cfg.depths = {std::atoi(v)};
+    } else if (a == "--no-cluster") {
+      cfg.cluster = false;
+    } else if (a == "--cluster-profile" && (v = next())) {
+      cfg.cluster_profile = v;
+    } else if (a == "--node-logs" && (v = next())) {
+      cfg.node_logs = v;
     } else {
       std::fprintf(
           stderr,
           "usage: %s [--quick] [--dhtkit PATH] [--memcached PATH] [--rounds N (default 3, --quick 1)] "
           "[--seconds S] [--threads N] [--connections N] [--depth N (default: both 1 and 16)] "
-          "[--dhtkit-flag FLAG]... [--baseline-name NAME]\n",
+          "[--dhtkit-flag FLAG]... [--baseline-name NAME] [--no-cluster] [--cluster-profile local|lan|wan] "
+          "[--node-logs DIR]\n",
           argv[0]);
       return std::nullopt;
     }
@@ -674,47 +992,116 @@ int main(int argc, char** argv) {
   if (!cfg) return 2;
   install_cleanup();
   try {
-    const rounds_table loads = measure_loads(*cfg);
+    const dhtkit::bench::reporter out{"cache", false};
+    char params[512];
+    {
+      // Phase 1, and the rebalancing row on the R=1 cluster once its rounds are done.
+      server_process memcached("memcached", server_argv(cfg->memcached));
+      server_process dhtkit("dhtkit", server_argv(cfg->dhtkit, cfg->dhtkit_flags));
+      std::vector<target> targets{{"memcached", {memcached.port()}}, {"dhtkit", {dhtkit.port()}}};
+      std::vector<std::unique_ptr<cluster>> clusters;
+      if (cfg->cluster) {
+        for (const int r : {1, 2}) {
+          auto c = std::make_unique<cluster>(*cfg, "cluster_r" + std::to_string(r), r, 2);
+          for (int i = 0; i < 3; ++i) c->add_node();
+          c->wait_all_alive(std::chrono::seconds(30));
+          targets.push_back({c->name(), c->ports()});
+          clusters.push_back(std::move(c));
+        }
+      }
+      const rounds_table loads = measure_loads(*cfg, targets);
+
+      struct figure {
+        const char* name;
+        const char* unit;
+        double load_result::*field;
+      };
+      const figure figures[] = {{"get_set/throughput", "ops/s", &load_result::ops_per_s},
+                                {"get_set/p50", "us", &load_result::p50_us},
+                                {"get_set/p99", "us", &load_result::p99_us}};
+      for (std::size_t d = 0; d < cfg->depths.size(); ++d) {
+        std::vector<std::vector<double>> med(targets.size(), std::vector<double>(std::size(figures)));
+        std::vector<std::vector<std::vector<double>>> per_round(
+            targets.size(), std::vector<std::vector<double>>(std::size(figures)));
+        for (std::size_t t = 0; t < targets.size(); ++t)
+          for (std::size_t f = 0; f < std::size(figures); ++f) {
+            for (const load_result& l : loads[t][d]) per_round[t][f].push_back(l.*figures[f].field);
+            med[t][f] = median(per_round[t][f]);
+          }
+        // targets[0] is the baseline; targets[1] the single dhtkit-cache (rows
+        // named as before); then the clusters, named cluster/<figure>.
+        for (std::size_t t = 1; t < targets.size(); ++t) {
+          const bool is_cluster = t >= 2;
+          std::snprintf(
+              params, sizeof params,
+              "\"server_threads\":2,\"get_set\":\"9:1\",\"value_bytes\":%zu,\"keys\":%zu,"
+              "\"client_threads\":%d,\"connections\":%d,\"depth\":%d,\"seconds\":%g,\"rounds\":%d%s%s",
+              cfg->value_size, cfg->keys, cfg->threads, cfg->threads * cfg->connections, cfg->depths[d],
+              cfg->seconds, cfg->rounds, is_cluster ? "," : "",
+              is_cluster ? clusters[t - 2]->params().c_str() : "");
+          std::uint64_t failed = 0;
+          for (const load_result& l : loads[t][d]) failed += l.failed;
+          for (std::size_t f = 0; f < std::size(figures); ++f) {
+            std::string extra = ",\"rounds_value\":" + json_array(per_round[t][f]) +
+                                ",\"rounds_baseline\":" + json_array(per_round[0][f]);
+            if (is_cluster) extra += ",\"failed\":" + std::to_string(failed);
+            out.emit((is_cluster ? "cluster/" : "") + std::string(figures[f].name), params, med[t][f],
+                     figures[f].unit, {cfg->baseline_name.c_str(), med[0][f]}, extra);
+          }
+        }
+        for (std::size_t t = 0; t < targets.size(); ++t)
+          std::fprintf(stderr, "median of %d  %-10s depth %2d: %10.0f ops/s  p50 %8.1f us  p99 %8.1f us\n",
+                       cfg->rounds, targets[t].name.c_str(), cfg->depths[d], med[t][0], med[t][1], med[t][2]);
+        for (std::size_t t = 1; t < targets.size(); ++t)
+          std::fprintf(stderr, "ratio %s/%s depth %2d: throughput %.3g  p50 %.3g  p99 %.3g\n",
+                       targets[t].name.c_str(), cfg->baseline_name.c_str(), cfg->depths[d],
+                       med[t][0] / med[0][0], med[t][1] / med[0][1], med[t][2] / med[0][2]);
+      }
+
+      if (cfg->cluster) {
+        clusters.pop_back();  // the R=2 cluster leaves, so it does not share the CPU with the join
+        cluster& c = *clusters.front();
+        const join_result j = measure_join(*cfg, c);
+        std::snprintf(
+            params, sizeof params,
+            "%s,\"joining\":1,\"keys\":%zu,\"value_bytes\":%zu,\"get_set\":\"9:1\",\"connections\":%d,"
+            "\"depth\":1",
+            c.params().c_str(), cfg->keys, cfg->value_size, cfg->threads * cfg->connections);
+        char extra[256];
+        std::snprintf(extra, sizeof extra,
+                      ",\"listening_s\":%.3f,\"all_alive_s\":%.3f,\"handoffs_max_seen\":%ld,\"timed_out\":%s",
+                      j.listening_s, j.all_alive_s, j.handoffs_max, j.ready_s < 0 ? "true" : "false");
+        out.emit("cluster_join/time_to_ready", params, j.ready_s, "s", {}, extra);
+        std::snprintf(extra, sizeof extra, ",\"min_1s_ops_s\":%.6g,\"after_ops_s\":%.6g", j.min_1s_ops,
+                      j.after_ops);
+        out.emit("cluster_join/throughput_during", params, j.during_ops, "ops/s",
+                 {"before_join", j.before_ops}, extra);
+        std::snprintf(extra, sizeof extra, ",\"failed_during\":%llu,\"requests\":%llu",
+                      static_cast<unsigned long long>(j.failed_during),
+                      static_cast<unsigned long long>(j.requests_total));
+        out.emit("cluster_join/failed_requests", params, static_cast<double>(j.failed_total), "requests", {},
+                 extra);
+        std::snprintf(extra, sizeof extra, ",\"fair_share\":%zu", cfg->keys * 3 / 4);
+        out.emit("cluster_join/new_node_items", params, static_cast<double>(j.new_node_items), "items", {},
+                 extra);
+        std::fprintf(stderr,
+                     "join of a 4th node under load (%s): listening after %.2f s, all see 4 after %.2f s, "
+                     "handoffs done after %.2f s (%s; max in progress seen %ld)\n"
+                     "  throughput before %.0f ops/s, during %.0f (x%.2f; worst 1 s %.0f), after %.0f\n"
+                     "  failed requests %llu (%llu during the join) of %llu; the new node holds %ld items "
+                     "(fair share %zu)\n",
+                     c.name().c_str(), j.listening_s, j.all_alive_s, j.ready_s,
+                     j.ready_s < 0 ? "NOT within the timeout" : "ok", j.handoffs_max, j.before_ops,
+                     j.during_ops, j.before_ops > 0 ? j.during_ops / j.before_ops : 0.0, j.min_1s_ops,
+                     j.after_ops, static_cast<unsigned long long>(j.failed_total),
+                     static_cast<unsigned long long>(j.failed_during),
+                     static_cast<unsigned long long>(j.requests_total), j.new_node_items, cfg->keys * 3 / 4);
+      }
+    }
+
     const rss_result base_rss = measure_rss("memcached", cfg->memcached, *cfg);
     const rss_result ours_rss = measure_rss("dhtkit", cfg->dhtkit, *cfg, cfg->dhtkit_flags);
-
-    struct figure {
-      const char* name;
-      const char* unit;
-      double load_result::*field;
-    };
-    const figure figures[] = {{"get_set/throughput", "ops/s", &load_result::ops_per_s},
-                              {"get_set/p50", "us", &load_result::p50_us},
-                              {"get_set/p99", "us", &load_result::p99_us}};
     const char* const names[2] = {"memcached", "dhtkit"};
-    const dhtkit::bench::reporter out{"cache", false};
-    char params[320];
-    for (std::size_t d = 0; d < cfg->depths.size(); ++d) {
-      std::snprintf(params, sizeof params,
-                    "\"server_threads\":2,\"get_set\":\"9:1\",\"value_bytes\":%zu,\"keys\":%zu,"
-                    "\"client_threads\":%d,\"connections\":%d,\"depth\":%d,\"seconds\":%g,\"rounds\":%d",
-                    cfg->value_size, cfg->keys, cfg->threads, cfg->threads * cfg->connections, cfg->depths[d],
-                    cfg->seconds, cfg->rounds);
-      double med[2][3] = {};
-      for (std::size_t f = 0; f < std::size(figures); ++f) {
-        std::vector<double> per_round[2];
-        for (int s = 0; s < 2; ++s) {
-          for (const load_result& l : loads[static_cast<std::size_t>(s)][d])
-            per_round[s].push_back(l.*figures[f].field);
-          med[s][f] = median(per_round[s]);
-        }
-        const std::string extra = ",\"rounds_value\":" + json_array(per_round[1]) +
-                                  ",\"rounds_baseline\":" + json_array(per_round[0]);
-        out.emit(figures[f].name, params, med[1][f], figures[f].unit, {cfg->baseline_name.c_str(), med[0][f]},
-                 extra);
-      }
-      for (int s = 0; s < 2; ++s)
-        std::fprintf(stderr, "median of %d  %-10s depth %2d: %10.0f ops/s  p50 %8.1f us  p99 %8.1f us\n",
-                     cfg->rounds, names[s], cfg->depths[d], med[s][0], med[s][1], med[s][2]);
-      std::fprintf(stderr, "ratio dhtkit/%s depth %2d: throughput %.3g  p50 %.3g  p99 %.3g\n",
-                   cfg->baseline_name.c_str(), cfg->depths[d], med[1][0] / med[0][0], med[1][1] / med[0][1],
-                   med[1][2] / med[0][2]);
-    }
     const rss_result* const rss[2] = {&base_rss, &ours_rss};
     for (int s = 0; s < 2; ++s)
       std::fprintf(stderr, "%-10s RSS %7.1f MiB after %zu items of %zu bytes (loaded in %.1f s)\n", names[s],
