@@ -26,6 +26,7 @@
 #include <string>
 
 #include "dhtkit/cache/store.hpp"
+#include "protocol/cluster_hooks.hpp"
 
 namespace dhtkit_cache {
 
@@ -71,6 +72,9 @@ struct server_context {
   std::int64_t process_started_unix = 0;         // unix time at rel_time 0
   std::function<void()> request_shutdown;        // an accepted `shutdown` (only with allow_shutdown)
   std::atomic<int> verbosity{0};                 // set by the `verbosity` command
+  // A node of a cluster: sessions hand their commands on one key (and
+  // flush_all) to it instead of running them on store. nullptr: one server.
+  cluster_hooks* cluster = nullptr;
 };
 
 }  // namespace dhtkit_cache

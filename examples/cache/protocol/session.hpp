@@ -13,13 +13,28 @@
 // input_room() reports), a value block by the largest item (checked before
 // it is read), and the output by max_output plus one item (a multiget
 // answers a few keys per call and resumes when called again).
+//
+// In a cluster (server_context::cluster set) the session parses and frames
+// every request as above but does not run a well framed command on one key
+// (nor flush_all): process() stops with session_status::deferred, out
+// holding the replies that come before it, and take_deferred() gives the
+// request for the cluster (see cluster_hooks.hpp). Its reply takes that place
+// in the reply order; the caller calls process() again to go on. A multiget
+// becomes one deferred request per key, and the session writes its one END
+// after the last key's reply.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
+#include "protocol/cluster_hooks.hpp"
 #include "protocol/command_metrics.hpp"
+#include "protocol/meta/base64.hpp"
+#include "protocol/meta/flags.hpp"
 #include "protocol/meta_commands.hpp"
 #include "protocol/request.hpp"
 #include "protocol/request_parser.hpp"
@@ -32,6 +47,7 @@ enum class session_status {
   need_input,   // every complete request is answered: read more
   output_full,  // out reached max_output: send it, then call process() again (no input needed)
   close,        // send out, then close (quit, shutdown, or a line too long)
+  deferred,     // send out, then take_deferred()'s reply; then call process() again (cluster only)
 };
 
 class session {
@@ -59,6 +75,9 @@ class session {
     return s;
   }
 
+  // After process() returned deferred: the request whose reply comes next.
+  deferred_request take_deferred() { return std::move(deferred_); }
+
  private:
   enum class pending { none, text_value, meta_value };
 
@@ -68,6 +87,10 @@ class session {
     if (metrics_ != nullptr) last_ns_ = metrics_->now_ns();
     for (;;) {
       if (out.size() >= max_output_) return session_status::output_full;
+      if (cluster_get_.active) {
+        if (next_cluster_get(out)) return session_status::deferred;
+        continue;
+      }
       if (text_.multiget.active) {
         const stretch st = begin_stretch(out);
         continue_multiget(env, text_.multiget, out, max_output_);
@@ -96,8 +119,18 @@ class session {
             closing_ = true;
             return session_status::close;
           }
+          if (has_deferred_) {
+            has_deferred_ = false;
+            return session_status::deferred;
+          }
           break;
         case request_parser::kind::value: {
+          if (ctx_.cluster != nullptr && pending_ != pending::none) {
+            const stretch st = begin_stretch(out);
+            defer_storage(e.text);
+            end_stretch(st, out, true);
+            return session_status::deferred;
+          }
           const stretch st = begin_stretch(out);
           if (pending_ == pending::text_value) complete_storage(env, text_.storage, e.text, out);
           if (pending_ == pending::meta_value) complete_meta_set(env, meta_, e.text, out);
@@ -126,6 +159,10 @@ class session {
       end_stretch(st, out, true);
       return line_outcome::done;
     }
+    if (ctx_.cluster != nullptr && route_to_cluster(env, line, t)) {
+      end_stretch(st, out, true);
+      return line_outcome::done;
+    }
     const bool meta = is_meta_command(t[0]);
     const line_result r = meta ? run_meta_line(env, t, out, meta_) : run_text_line(env, line, t, out, text_);
     // Done unless it waits for its value or has more of a multiget to write.
@@ -134,14 +171,169 @@ class session {
       case line_outcome::read_value:
         parser_.expect_value(r.length);
         pending_ = meta ? pending::meta_value : pending::text_value;
+        if (ctx_.cluster != nullptr) storage_line_.assign(line);
         break;
       case line_outcome::swallow:
         parser_.swallow(r.length);
+        if (ctx_.cluster != nullptr) defer_drop_old(meta, t);
         break;
       default:
         break;
     }
     return r.outcome;
+  }
+
+  // Cluster mode: hands the line over when it is a command on one key (or
+  // flush_all) that the cluster runs. False: run it here, as a single server
+  // does (its error reply is the same either way, and it touches no item).
+  bool route_to_cluster(command_env& env, std::string_view line, const token_list& t) {
+    const std::string_view cmd = t[0];
+    if (cmd == "get" || cmd == "bget" || cmd == "gets")
+      return start_cluster_get(line, t, cmd == "gets", false);
+    if (cmd == "gat" || cmd == "gats") return start_cluster_get(line, t, cmd == "gats", true);
+    const bool noreply = t.last_is("noreply");
+    // Argument counts the command answers with ERROR (not silenced by
+    // noreply) run here; the rest of their checks give the same reply at
+    // the coordinator.
+    if (cmd == "delete") return t.size() >= 2 && t.size() <= 4 && defer_keyed(t[1], line, noreply);
+    if (cmd == "incr" || cmd == "decr" || cmd == "touch")
+      return (t.size() == 3 || t.size() == 4) && defer_keyed(t[1], line, noreply);
+    if (cmd == "flush_all") return defer_flush_all(env, line, t);
+    if (cmd == "mg" || cmd == "md" || cmd == "ma" || cmd == "me") {
+      if (t.size() < 2 || t.size() > detail::max_meta_tokens) return false;
+      const auto key = meta_key(t, 2);
+      return key && defer_keyed(*key, line, false);
+    }
+    return false;
+  }
+
+  // The key a meta command names: t[1], decoded when the flags (from
+  // t[first] on) hold b. nullopt: not a key the command accepts.
+  static std::optional<std::string> meta_key(const token_list& t, std::size_t first) {
+    if (t[1].size() > max_key_length) return std::nullopt;
+    for (std::size_t i = first; i < t.size(); ++i) {
+      if (t[i][0] != 'b') continue;
+      auto decoded = detail::base64_decode(t[1]);
+      if (!decoded || decoded->size() > max_key_length) return std::nullopt;
+      return decoded;
+    }
+    return std::string(t[1]);
+  }
+
+  bool defer_keyed(std::string_view key, std::string_view line, bool noreply) {
+    if (key.size() > max_key_length) return false;
+    deferred_ = deferred_request{};
+    deferred_.key.assign(key);
+    deferred_.bytes.reserve(line.size() + 2);
+    deferred_.bytes.append(line).append("\r\n");
+    deferred_.noreply = noreply;
+    has_deferred_ = true;
+    return true;
+  }
+
+  // flush_all as text/admin.hpp checks it; only a valid one goes to the cluster.
+  bool defer_flush_all(command_env& env, std::string_view line, const token_list& t) {
+    if (t.size() > 3 || !ctx_.settings.flush_enabled) return false;
+    const bool noreply = t.size() > 1 && t.last_is("noreply");
+    std::int32_t delay = 0;
+    if (t.size() - 1 - (noreply ? 1 : 0) > 0) {
+      const auto d = parse_i32_wrapping(t[1]);
+      if (!d) return false;
+      delay = *d;
+    }
+    const expiry e = env.expiry_of(delay);
+    deferred_ = deferred_request{};
+    deferred_.what = deferred_request::kind::flush_all;
+    deferred_.bytes.append(line).append("\r\n");
+    deferred_.noreply = noreply;
+    deferred_.flush_unix = delay == 0 || e.already_expired ? 0 : ctx_.process_started_unix + e.at;
+    has_deferred_ = true;
+    return true;
+  }
+
+  // get/gets/gat/gats: checked whole as retrieval.hpp does (a bad exptime or
+  // an over-long key is answered here, without a single value), then one
+  // deferred request per key from next_cluster_get().
+  bool start_cluster_get(std::string_view line, const token_list& t, bool with_cas, bool touch) {
+    if (t.size() < 2) return false;
+    const std::string_view first = touch ? t[1] : t[0];
+    if (touch && !parse_i32_wrapping(t[1])) return false;
+    const std::string_view keys =
+        line.substr(static_cast<std::size_t>(first.data() - line.data()) + first.size());
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < keys.size();) {
+      while (i < keys.size() && keys[i] == ' ') ++i;
+      const std::size_t start = i;
+      while (i < keys.size() && keys[i] != ' ') ++i;
+      if (i - start > max_key_length) return false;
+      if (i > start) ++count;
+    }
+    if (count == 0) return false;
+    cluster_get_.active = true;
+    cluster_get_.several = count > 1;
+    cluster_get_.prefix.assign(touch ? (with_cas ? "gats " : "gat ") : (with_cas ? "gets " : "get "));
+    if (touch) cluster_get_.prefix.append(t[1]).push_back(' ');
+    cluster_get_.keys.assign(keys);
+    cluster_get_.pos = 0;
+    return true;
+  }
+
+  // The next key of a multiget as a deferred request (true), or its END.
+  bool next_cluster_get(std::string& out) {
+    multiget_in_cluster& g = cluster_get_;
+    const std::string_view keys(g.keys);
+    while (g.pos < keys.size() && keys[g.pos] == ' ') ++g.pos;
+    if (g.pos >= keys.size()) {
+      if (g.several) out.append("END\r\n");
+      g = multiget_in_cluster{};
+      return false;
+    }
+    const std::size_t start = g.pos;
+    while (g.pos < keys.size() && keys[g.pos] != ' ') ++g.pos;
+    const std::string_view key = keys.substr(start, g.pos - start);
+    deferred_ = deferred_request{};
+    deferred_.key.assign(key);
+    deferred_.bytes.reserve(g.prefix.size() + key.size() + 2);
+    deferred_.bytes.append(g.prefix).append(key).append("\r\n");
+    deferred_.strip_end = g.several;
+    return true;
+  }
+
+  // A storage command's value arrived well framed: the line and the value go
+  // to the key's coordinator, which runs them as this session would have.
+  void defer_storage(std::string_view value) {
+    const bool meta = pending_ == pending::meta_value;
+    pending_ = pending::none;
+    deferred_ = deferred_request{};
+    deferred_.key = meta ? std::move(meta_.key) : std::move(text_.storage.key);
+    deferred_.noreply = !meta && text_.storage.noreply;
+    deferred_.bytes.reserve(storage_line_.size() + value.size() + 4);
+    deferred_.bytes.append(storage_line_).append("\r\n").append(value).append("\r\n");
+    storage_line_.clear();
+    if (storage_line_.capacity() > parser_.limits().retained_capacity) std::string().swap(storage_line_);
+  }
+
+  // A set (ms in mode S) too large to store: memcached drops the old item so
+  // that no reader gets the value the client meant to replace. In a cluster
+  // that happens at the coordinator, as a delete whose reply nobody sees.
+  void defer_drop_old(bool meta, const token_list& t) {
+    bool& drop = meta ? meta_.drop_old : text_.storage.drop_old;
+    if (!drop) return;
+    drop = false;
+    deferred_ = deferred_request{};
+    deferred_.noreply = true;
+    if (meta) {
+      // md's q hides HD but not NF: noreply makes the caller drop the reply.
+      deferred_.key = std::move(meta_.key);
+      deferred_.bytes.append("md ").append(t[1]);
+      for (std::size_t i = 3; i < t.size(); ++i)
+        if (t[i][0] == 'b') deferred_.bytes.append(" b");
+      deferred_.bytes.append(" q\r\n");
+    } else {
+      deferred_.key = std::move(text_.storage.key);
+      deferred_.bytes.append("delete ").append(deferred_.key).append(" noreply\r\n");
+    }
+    has_deferred_ = true;
   }
 
   // A stretch of work on one command, for command_metrics. It starts where
@@ -172,6 +364,19 @@ class session {
   command_metrics* metrics_;
   command_in_flight in_flight_;
   std::uint64_t last_ns_ = 0;  // when the last stretch ended (or process() began)
+
+  // Cluster mode (see the top of this file).
+  struct multiget_in_cluster {
+    bool active = false;
+    bool several = false;  // more than one key: strip each reply's END, write one at the end
+    std::string prefix{};  // "get ", "gets ", "gat <exptime> ", "gats <exptime> "
+    std::string keys{};    // the rest of the line
+    std::size_t pos = 0;   // the next key starts at or after this
+  };
+  multiget_in_cluster cluster_get_;
+  std::string storage_line_;  // a storage command's line while its value is read
+  deferred_request deferred_;
+  bool has_deferred_ = false;
 };
 
 }  // namespace dhtkit_cache

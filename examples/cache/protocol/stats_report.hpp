@@ -11,6 +11,8 @@
 // TLS). `stats items` reports the store as one item class, 1, as memcached
 // does when every item fits its smallest class; `stats slabs` reports only
 // the totals. Unknown sub-commands answer ERROR, as memcached does.
+// A node of a cluster (server_context::cluster) adds `stats cluster` and
+// appends the same lines to `stats`.
 #pragma once
 
 #include <sys/resource.h>
@@ -99,8 +101,11 @@ inline void general_stats(command_env& env, std::string& out) {
   stat(out, "accepting_conns", std::uint64_t{1});
   stat(out, "threads", static_cast<std::uint64_t>(env.ctx.settings.threads));
   stat(out, "hash_bytes", st.index_bytes);
-  stat(out, "bytes", st.bytes);
-  stat(out, "curr_items", st.curr_items);
+  // A cluster node reports what it holds as a replica, not what this
+  // session's store holds.
+  const cluster_hooks* cluster = env.ctx.cluster;
+  stat(out, "bytes", cluster != nullptr ? cluster->item_bytes() : st.bytes);
+  stat(out, "curr_items", cluster != nullptr ? cluster->items() : st.curr_items);
   stat(out, "total_items", st.total_items);
   stat(out, "expired_unfetched", st.expired_unfetched);
   stat(out, "evicted_unfetched", st.evicted_unfetched);
@@ -170,6 +175,9 @@ inline void write_stats(command_env& env, const token_list& t, std::string& out)
   env.tally.flush(env.ctx.counters);
   if (t.size() == 1) {
     detail::general_stats(env, out);
+    if (env.ctx.cluster != nullptr) out.append(env.ctx.cluster->stats_lines());
+  } else if (t.size() == 2 && t[1] == "cluster" && env.ctx.cluster != nullptr) {
+    out.append(env.ctx.cluster->stats_lines());
   } else if (t.size() == 2 && t[1] == "settings") {
     detail::settings_stats(env, out);
   } else if (t.size() == 2 && t[1] == "items") {

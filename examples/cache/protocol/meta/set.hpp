@@ -31,6 +31,7 @@ struct meta_set_request {
   std::optional<std::uint64_t> compare_cas;   // C
   std::optional<std::uint64_t> explicit_cas;  // E
   bool invalidate = false;                    // I
+  bool drop_old = false;  // too large in a cluster: the old item goes at the coordinator (session.hpp)
 };
 
 namespace detail {
@@ -100,7 +101,9 @@ inline line_result meta_set(command_env& env, const token_list& t, std::string& 
     req.key.assign(raw_key);
   }
   if (item_size(req.key.size(), *length) > env.ctx.store.config().max_item_size) {
-    if (req.mode == 'S')
+    if (req.mode == 'S' && env.ctx.cluster != nullptr)
+      req.drop_old = true;
+    else if (req.mode == 'S')
       env.ctx.store.modify(req.key, env.now, [](cache::item_ref*) { return cache::erase{}; });
     return fail("SERVER_ERROR object too large for cache");
   }

@@ -24,6 +24,9 @@ struct storage_request {
   std::int32_t exptime = 0;
   std::uint64_t cas_unique = 0;
   bool noreply = false;
+  // A set too large to store, in a cluster: the old item must go, at the
+  // key's coordinator (the session hands that on; see session.hpp).
+  bool drop_old = false;
 };
 
 namespace detail {
@@ -37,6 +40,7 @@ inline line_result storage_line(command_env& env, const token_list& t, storage_o
     return {};
   }
   req.op = op;
+  req.drop_old = false;
   // As memcached: a last token "noreply" silences the command, even where
   // it stands in for a required argument (which then fails, silently).
   req.noreply = t.last_is("noreply");
@@ -58,8 +62,12 @@ inline line_result storage_line(command_env& env, const token_list& t, storage_o
     reply(out, req.noreply, "SERVER_ERROR object too large for cache");
     // memcached drops the old value of a set that cannot be stored, so a
     // reader never gets the value the client meant to replace.
-    if (op == storage_op::set)
+    if (op == storage_op::set && env.ctx.cluster != nullptr) {
+      req.key.assign(key);
+      req.drop_old = true;
+    } else if (op == storage_op::set) {
       env.ctx.store.modify(key, env.now, [](cache::item_ref*) { return cache::erase{}; });
+    }
     return {line_outcome::swallow, *length};
   }
   req.key.assign(key);
