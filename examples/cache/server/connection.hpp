@@ -11,11 +11,18 @@
 //     into the session (whose own input buffer is bounded: input_room()); an
 //     idle connection holds no read buffer, as in memcached.
 //   - A connection is read-process-write: while replies wait to be written
-//     (the client does not read), nothing more is read, so the output never
-//     grows past what one process() call appends (the session stops at
-//     max_output and says output_full). A large output buffer is given back
-//     once written. An idle connection keeps at most 16 KiB in each of its
-//     input, value and output buffers (parser_limits::retained_capacity,
+//     (the client does not read), nothing more is read or processed, so the
+//     output never grows past what one process() call appends (the session
+//     stops at max_output and says output_full). A large output buffer is
+//     given back once written.
+//   - In a cluster, a request the session defers (session_status::deferred)
+//     takes a reply slot and goes to the cluster; replies are written in
+//     request order, so replies after a slot still waiting are held. At most
+//     max_in_flight requests wait per connection, and once the held replies
+//     reach max_output nothing more is processed (nor read) until replies
+//     come back: what a connection holds is then bounded by max_output, plus
+//     one process() call's output, plus max_in_flight replies of one item each. An idle connection keeps at
+//     most 16 KiB in each of its input, value and output buffers (parser_limits::retained_capacity,
 //     keep_output_capacity).
 //   - With --idle-timeout, a connection that moved no byte either way for that
 //     long is closed (a client that stops reading its replies included).
@@ -26,9 +33,12 @@
 
 #include <algorithm>
 #include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -55,9 +65,11 @@ class connection : public std::enable_shared_from_this<connection> {
   static constexpr std::size_t max_output = 1 << 20;             // session's output bound per process()
   static constexpr std::size_t keep_output_capacity = 16 << 10;  // larger buffers are freed once written
   static constexpr int max_reads_per_event = 4;
+  static constexpr std::size_t max_in_flight = 128;  // deferred requests waiting for the cluster
 
   connection(asio::ip::tcp::socket socket, server_context& ctx, worker_shared& shared)
       : socket_(std::move(socket)),
+        executor_(socket_.get_executor()),
         ctx_(ctx),
         shared_(shared),
         session_(ctx, max_output, {}, shared.measure_commands ? &shared.metrics : nullptr),
@@ -86,7 +98,8 @@ class connection : public std::enable_shared_from_this<connection> {
     log_line(ctx_.verbosity, log_level::debug, "connection %s opened", peer_.c_str());
     last_activity_ = std::chrono::steady_clock::now();
     if (ctx_.settings.idle_timeout_s > 0) arm_idle_timer(std::chrono::seconds(ctx_.settings.idle_timeout_s));
-    read_some();
+    reads_left_ = max_reads_per_event;
+    pump();
   }
 
   // Closes now (on the connection's executor); pending handlers then find it closed.
@@ -97,66 +110,160 @@ class connection : public std::enable_shared_from_this<connection> {
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
     socket_.close(ec);
     idle_timer_.cancel();
+    slots_.clear();
   }
 
  private:
+  // A reply in request order: bytes ready to write, or a deferred request's
+  // reply still to come.
+  struct reply_slot {
+    std::string bytes{};
+    bool ready = false;
+    bool strip_end = false;  // a multiget key's reply: its END is the session's
+    bool noreply = false;    // the client asked for no reply
+  };
+
   void wait_readable() {
+    read_armed_ = true;
     socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](std::error_code ec) {
+      self->read_armed_ = false;
       if (ec || self->closed_) return self->close();
-      self->read_some();
+      self->reads_left_ = max_reads_per_event;
+      self->pump();
     });
   }
 
   void wait_writable() {
+    write_armed_ = true;
     socket_.async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this()](std::error_code ec) {
+      self->write_armed_ = false;
       if (ec || self->closed_) return self->close();
-      if (self->flush()) self->after_flush();
+      self->pump();
     });
   }
 
-  // Reads what is there (non-blocking), runs the session, writes its replies.
-  void read_some() {
-    auto& buffer = shared_.read_buffer;
-    for (int reads = 0; reads < max_reads_per_event && !closed_; ++reads) {
-      const std::size_t room = std::min(session_.input_room(), buffer.size());
-      if (room == 0) {
-        // The session takes no more input yet has no reply to give: it should
-        // never happen; closing beats waiting forever.
-        log_line(ctx_.verbosity, log_level::warning, "connection %s: input full, closing", peer_.c_str());
-        return close();
+  // Everything a connection does, after any event (readable, writable, a
+  // deferred reply back): write what is ready, run the session while it has
+  // work and the bounds allow, read when it needs input.
+  void pump() {
+    while (!closed_) {
+      if (!flush()) return;  // a write is pending (or the connection closed)
+      if (status_ == session_status::close) {
+        // quit or shutdown: after the replies still due are written.
+        if (slots_.empty()) close();
+        return;
       }
-      std::error_code ec;
-      const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), room), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) return wait_readable();
-      if (ec) return close();  // end of stream or a reset
-      ctx_.counters.bytes_read.fetch_add(n, std::memory_order_relaxed);
-      last_activity_ = std::chrono::steady_clock::now();
-      session_.receive(std::string_view(buffer.data(), n));
-      status_ = session_status::output_full;
-      if (!run_session()) return;  // waiting to write, or closed
-      // A short read means the socket is drained: wait instead of a read that
-      // would only say would_block.
-      if (n < room) return wait_readable();
+      if (status_ != session_status::need_input) {
+        // Resumed by complete() once replies come back.
+        if (waiting_ >= max_in_flight || held_bytes_ >= max_output) return;
+        run_session_once();
+        continue;
+      }
+      if (eof_) {
+        // The client sent all it will (it may still read): its last
+        // replies go out before the connection closes.
+        if (slots_.empty()) close();
+        return;
+      }
+      if (read_armed_) return;
+      if (reads_left_ == 0) return wait_readable();
+      if (!read_once()) return;
     }
-    if (!closed_) wait_readable();
   }
 
-  // Runs the session while it has work; true when it needs input again.
-  bool run_session() {
-    while (status_ == session_status::output_full) {
-      status_ = session_.process(out_);
-      if (!flush()) return false;
+  // One process() call; its output and a deferred request take their places.
+  void run_session_once() {
+    if (slots_.empty()) {
+      status_ = session_.process(out_);  // out_ is empty here: flush() wrote it all
+    } else {
+      std::string more;
+      status_ = session_.process(more);
+      if (!more.empty()) {
+        if (!slots_.back().ready) slots_.push_back(reply_slot{{}, true, false, false});
+        held_bytes_ += more.size();
+        slots_.back().bytes.append(more);
+      }
     }
-    if (status_ == session_status::close) {
+    if (status_ == session_status::deferred) dispatch(session_.take_deferred());
+  }
+
+  void dispatch(deferred_request request) {
+    if (ctx_.cluster == nullptr) return close();  // cannot happen: only a cluster session defers
+    const std::uint64_t seq = first_seq_ + slots_.size();
+    slots_.push_back(reply_slot{{}, false, request.strip_end, request.noreply});
+    ++waiting_;
+    // done may run on any thread, even before dispatch returns: the reply is
+    // posted back to this connection's thread, which owns the slots.
+    ctx_.cluster->dispatch(std::move(request), [self = shared_from_this(), seq](std::string reply) {
+      asio::post(self->executor_,
+                 [self, seq, reply = std::move(reply)]() mutable { self->complete(seq, std::move(reply)); });
+    });
+  }
+
+  void complete(std::uint64_t seq, std::string reply) {
+    if (closed_) return;  // the client left: the reply has nowhere to go
+    reply_slot& slot = slots_[static_cast<std::size_t>(seq - first_seq_)];
+    constexpr std::string_view end = "END\r\n";
+    if (slot.noreply) reply.clear();
+    if (slot.strip_end && std::string_view(reply).ends_with(end)) reply.resize(reply.size() - end.size());
+    slot.bytes = std::move(reply);
+    slot.ready = true;
+    held_bytes_ += slot.bytes.size();
+    --waiting_;
+    pump();
+  }
+
+  // Reads what is there (non-blocking) into the session. False: nothing to
+  // do until an event (a wait is armed, or the connection closed).
+  bool read_once() {
+    auto& buffer = shared_.read_buffer;
+    const std::size_t room = std::min(session_.input_room(), buffer.size());
+    if (room == 0) {
+      // The session takes no more input yet has no reply to give: it should
+      // never happen; closing beats waiting forever.
+      log_line(ctx_.verbosity, log_level::warning, "connection %s: input full, closing", peer_.c_str());
       close();
       return false;
     }
+    std::error_code ec;
+    const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), room), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      wait_readable();
+      return false;
+    }
+    if (ec == asio::error::eof) {
+      eof_ = true;
+      return true;
+    }
+    if (ec) {
+      close();  // a reset
+      return false;
+    }
+    ctx_.counters.bytes_read.fetch_add(n, std::memory_order_relaxed);
+    last_activity_ = std::chrono::steady_clock::now();
+    session_.receive(std::string_view(buffer.data(), n));
+    status_ = session_status::output_full;  // i.e. process() has work
+    // A short read means the socket is drained: wait instead of a read that
+    // would only say would_block. A full one reads again, up to the fairness bound.
+    reads_left_ = n < room ? 0 : reads_left_ - 1;
     return true;
   }
 
-  // Writes out_ as far as the socket takes it; true once all of it is written.
-  // Otherwise a wait for writability is pending (or the connection closed).
+  // Writes the ready replies as far as the socket takes them; true once all
+  // of them are written (up to the first reply still to come). Otherwise a
+  // wait for writability is pending (or the connection closed).
   bool flush() {
+    if (write_armed_) return false;
+    while (!slots_.empty() && slots_.front().ready) {
+      held_bytes_ -= slots_.front().bytes.size();
+      if (out_.empty()) {
+        out_.swap(slots_.front().bytes);
+      } else {
+        out_.append(slots_.front().bytes);
+      }
+      slots_.pop_front();
+      ++first_seq_;
+    }
     while (out_offset_ < out_.size()) {
       std::error_code ec;
       const std::size_t n =
@@ -179,12 +286,6 @@ class connection : public std::enable_shared_from_this<connection> {
     return true;
   }
 
-  // A pending write finished: carry on where the session left off.
-  void after_flush() {
-    if (!run_session()) return;
-    read_some();
-  }
-
   void arm_idle_timer(std::chrono::steady_clock::duration after) {
     idle_timer_.expires_after(after);
     idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
@@ -201,15 +302,24 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   asio::ip::tcp::socket socket_;
+  const asio::any_io_executor executor_;  // never changes: read by done() on any thread
   server_context& ctx_;
   worker_shared& shared_;
   session session_;
   session_status status_ = session_status::need_input;
   std::string out_;
   std::size_t out_offset_ = 0;
+  std::deque<reply_slot> slots_;  // replies after out_, in request order
+  std::uint64_t first_seq_ = 0;   // the sequence number of slots_.front()
+  std::size_t waiting_ = 0;       // slots whose reply is still to come
+  std::size_t held_bytes_ = 0;    // bytes of the ready slots
+  int reads_left_ = 0;            // reads this readiness event may still do
+  bool read_armed_ = false;
+  bool write_armed_ = false;
   asio::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point last_activity_{};
   std::string peer_ = "?";
+  bool eof_ = false;  // the client shut down its side: no more requests
   bool closed_ = false;
 };
 
