@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "dhtkit/node/detail/node_application.hpp"
 #include "dhtkit/node/node.hpp"
 #include "support/asio_run.hpp"
 #include "support/catch.hpp"
@@ -653,4 +654,58 @@ TEST_CASE("asio node: a node joining with the name of a live node fails with nam
   CHECK(*ji == dhtkit::errc::name_in_use);
   // The real b is still a member.
   CHECK(converged(io, {&a, &b}, 2, 5s));
+}
+
+TEST_CASE(
+    "asio node: application messages reach a member's handler whatever their size and only a member's") {
+  asio::io_context io;
+  trio t{io};
+  REQUIRE(t.join());
+
+  std::vector<std::pair<dhtkit::node_id, std::string>> got;
+  t.b.set_application_handler(
+      [&](dhtkit::node_id from, dhtkit::bytes payload) { got.emplace_back(from, to_string(payload)); });
+  const std::string big(64 * 1024, 'x');
+  CHECK_FALSE(t.a.send_application(t.b.id(), to_bytes("hello")));
+  CHECK_FALSE(t.c.send_application(t.b.id(), to_bytes(big)));
+  REQUIRE(run_until(
+      io, [&] { return got.size() == 2; }, 5s));
+  std::sort(got.begin(), got.end(),
+            [](const auto& x, const auto& y) { return x.second.size() < y.second.size(); });
+  CHECK(got[0].first == t.a.id());
+  CHECK(got[0].second == "hello");
+  CHECK(got[1].first == t.c.id());
+  CHECK(got[1].second == big);
+
+  // To a non-member, or to itself, from the strand: refused with not_a_member.
+  std::optional<std::error_code> to_stranger, to_self;
+  asio::post(t.a.get_executor(), [&] {
+    to_stranger = t.a.send_application(dhtkit::node_id::from_name("nobody"), to_bytes("x"));
+    to_self = t.a.send_application(t.a.id(), to_bytes("x"));
+  });
+  REQUIRE(run_until(
+      io, [&] { return to_self.has_value(); }, 5s));
+  CHECK(*to_stranger == dhtkit::errc::not_a_member);
+  CHECK(*to_self == dhtkit::errc::not_a_member);
+
+  // A node outside the cluster sending the same envelope is dropped as not a
+  // member. Sent again at every poll: a datagram may be lost on the way.
+  std::optional<dhtkit::node_stats> b_stats;
+  const auto before = got.size();
+  auto env = dhtkit::wire::encode(dhtkit::detail::node::application_message{to_bytes("intrude")},
+                                  dhtkit::node_id::from_name("stranger"));
+  REQUIRE(env);
+  asio::ip::udp::socket raw(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const asio::ip::udp::endpoint b_packet(asio::ip::make_address("127.0.0.1"), t.b.packet_endpoint().port);
+  REQUIRE(run_until(
+      io,
+      [&] {
+        raw.send_to(asio::buffer(env->data(), env->size()), b_packet);
+        t.b.async_stats([&](dhtkit::node_stats s) { b_stats = s; });
+        io.run_for(20ms);
+        return b_stats && b_stats->dropped.not_a_member > 0;
+      },
+      5s));
+  CHECK(got.size() == before);
+  CHECK(b_stats->applications_received == 2);
 }

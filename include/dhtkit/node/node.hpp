@@ -222,6 +222,25 @@ class basic_node {
     impl_->set_event_handler(std::move(handler));
   }
 
+  /// Called on the strand with every application message another member
+  /// sent this node (send_application); an empty function removes it.
+  void set_application_handler(std::function<void(node_id from, bytes payload)> handler) {
+    impl_->set_application_handler(std::move(handler));
+  }
+
+  /// Sends `payload` to member `to`'s application handler on the stream lane
+  /// (TCP: in order, but lost if the connection breaks, so a request/reply
+  /// protocol on top needs its own timeouts). On the strand the
+  /// error is returned (not_a_member, message_too_large, not_joined,
+  /// shut_down); from another thread the send is posted and {} returned.
+  std::error_code send_application(node_id to, bytes payload) {
+    return impl_->send_application(to, std::move(payload));
+  }
+
+  /// The no-I/O core, to read placement and membership (holds(), ready(),
+  /// placement(), live_members(), membership()). Only on the strand, like stats().
+  const core_type& core() const { return impl_->core(); }
+
   /// Stops the timer and both transports; pending operations complete with
   /// errc::shut_down, and so do operations started afterwards. Immediate on
   /// the strand, otherwise as soon as the strand runs. Idempotent. It does

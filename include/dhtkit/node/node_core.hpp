@@ -151,6 +151,15 @@ class basic_node_core {
   /// Forgets an operation: its outcome is never reported. False if unknown.
   bool cancel(request_id id);
 
+  // ---- application messages --------------------------------------------------
+
+  /// Sends `payload` to member `to`'s application (its outbox's
+  /// `applications`) on the stream lane: in order while the connection
+  /// lasts, but it may still be lost (a crash, a reconnect), so a reply and a
+  /// timeout are the application's. not_a_member when `to` is not a live member (or is this
+  /// node); message_too_large past stream_max_message; not_joined before join.
+  std::error_code send_application(node_id to, bytes payload);
+
   // ---- observation -----------------------------------------------------------
 
   node_id id() const noexcept { return self_; }

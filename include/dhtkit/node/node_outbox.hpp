@@ -87,21 +87,30 @@ struct node_status {
 };
 
 /// Everything one call to a node core produced.
+/// An application's message from another member (basic_node_core::send_application).
+struct application_delivery {
+  node_id from{};   ///< the member that sent it (checked: a live member, at its own address)
+  bytes payload{};  ///< what it sent, as it sent it
+};
+
 template <class Endpoint>
 struct node_outbox : message_outbox<lane_address<Endpoint>> {
   std::vector<put_completion> puts{};  ///< outcomes of put() and erase(), by request id
   std::vector<get_completion> gets{};  ///< outcomes of get()
   std::vector<node_event> events{};
   std::vector<node_status> status{};
+  std::vector<application_delivery> applications{};  ///< messages from other members' applications
   void clear() {
     this->messages.clear();
     puts.clear();
     gets.clear();
     events.clear();
     status.clear();
+    applications.clear();
   }
   bool empty() const noexcept {
-    return this->messages.empty() && puts.empty() && gets.empty() && events.empty() && status.empty();
+    return this->messages.empty() && puts.empty() && gets.empty() && events.empty() && status.empty() &&
+           applications.empty();
   }
 };
 

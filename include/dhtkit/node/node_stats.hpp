@@ -101,6 +101,8 @@ struct node_stats : message_stats {
   // replication (from the replica)
   std::uint64_t read_repairs = 0, ae_keys_repaired = 0, hints_stored = 0, hints_handed_off = 0;
   std::uint64_t hints_pending = 0;  ///< gauge
+  // application messages (send_application)
+  std::uint64_t applications_sent = 0, applications_received = 0;
   // messages refused or not sent, by reason
   node_drop_stats dropped{};
 };

@@ -145,6 +145,28 @@ class asio_node_impl : public std::enable_shared_from_this<asio_node_impl<Core, 
     });
   }
 
+  void set_application_handler(std::function<void(node_id, bytes)> f) {
+    asio::dispatch(strand_, [self = this->shared_from_this(), f = std::move(f)]() mutable {
+      if (!self->closed_) self->applications_.set(std::move(f));
+    });
+  }
+
+  // On the strand: at once. Elsewhere: posted (then errors are only counted).
+  std::error_code send_application(node_id to, bytes payload) {
+    if (strand_.running_in_this_thread()) {
+      if (closed_) return errc::shut_down;
+      auto ec = core_.send_application(to, std::move(payload));
+      drain();
+      return ec;
+    }
+    asio::post(strand_, [self = this->shared_from_this(), to, p = std::move(payload)]() mutable {
+      if (self->closed_) return;
+      (void)self->core_.send_application(to, std::move(p));
+      self->drain();
+    });
+    return {};
+  }
+
   // Immediate when called on the strand, else as soon as the strand runs.
   void close() {
     asio::dispatch(strand_, [self = this->shared_from_this()] { self->do_close(); });
@@ -277,6 +299,10 @@ class asio_node_impl : public std::enable_shared_from_this<asio_node_impl<Core, 
       if (closed_) break;
       events_.call(e);
     }
+    for (auto& a : out.applications) {
+      if (closed_) break;
+      applications_.call(a.from, std::move(a.payload));
+    }
     for (auto& s : out.status) on_status(s);
     for (auto& p : out.puts) {
       auto it = puts_.find(p.id);
@@ -346,6 +372,7 @@ class asio_node_impl : public std::enable_shared_from_this<asio_node_impl<Core, 
     packet_.close();
     stream_.close();
     events_.clear();
+    applications_.clear();
     auto joins = std::exchange(joins_, {});
     auto leaves = std::exchange(leaves_, {});
     auto puts = std::exchange(puts_, {});
@@ -371,6 +398,7 @@ class asio_node_impl : public std::enable_shared_from_this<asio_node_impl<Core, 
   std::uint64_t waits_ = 0;
   bool closed_ = false;
   dhtkit::detail::callback_slot<void(const node_event&)> events_;
+  dhtkit::detail::callback_slot<void(node_id, bytes)> applications_;
   std::vector<std::shared_ptr<pending_op<status_signature>>> joins_, leaves_;
   std::unordered_map<request_id, std::shared_ptr<pending_op<put_signature>>> puts_;
   std::unordered_map<request_id, std::shared_ptr<pending_op<get_signature>>> gets_;

@@ -13,12 +13,16 @@
 namespace dhtkit::detail::node {
 
 inline constexpr std::uint16_t handoff_chunk_tag = 0x0402;
+// Applications' messages (send_application) take the stream lane whatever
+// their size: a request/reply protocol on top wants them in order, and not
+// lost to a burst of control datagrams filling the packet lane's queue.
+inline constexpr std::uint16_t application_tag = 0x04E0;
 
 constexpr lane lane_for(std::uint16_t tag, std::size_t size, std::size_t packet_max_message,
                         bool single_lane) noexcept {
   if (single_lane) return lane::stream;
   if (wire::tags::membership.contains(tag)) return lane::packet;
-  if (tag == handoff_chunk_tag) return lane::stream;
+  if (tag == handoff_chunk_tag || tag == application_tag) return lane::stream;
   return size <= packet_max_message ? lane::packet : lane::stream;
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "dhtkit/node/detail/node_application.hpp"
 #include "dhtkit/node/node_core.hpp"
 
 namespace dhtkit {
@@ -79,6 +80,17 @@ std::error_code basic_node_core<Endpoint, Placement, Storage>::route(const addre
     if (ec) ++stats_.dropped.refused_by_core;
     return ec;
   }
+  if (tag == detail::node::application_message::wire_type) {
+    if (auto ec = check_sender(from, env.sender)) return ec;
+    auto m = wire::decode_payload<detail::node::application_message>(env, config_.replication.limits);
+    if (!m) {
+      ++stats_.dropped.malformed;
+      return m.error();
+    }
+    ++stats_.applications_received;
+    out_.applications.push_back({env.sender, std::move(m->payload)});
+    return {};
+  }
   if (wire::tags::node.contains(tag)) {
     if (auto ec = check_sender(from, env.sender)) return ec;
     std::error_code ec = handoff_.receive(env.sender, env, now);
@@ -113,6 +125,21 @@ std::error_code basic_node_core<Endpoint, Placement, Storage>::check_sender(cons
     ++stats_.dropped.spoofed;
     return errc::not_a_member;
   }
+  return {};
+}
+
+template <class Endpoint, placement Placement, storage Storage>
+std::error_code basic_node_core<Endpoint, Placement, Storage>::send_application(node_id to, bytes payload) {
+  if (state_ != node_state::joined && state_ != node_state::leaving) return errc::not_joined;
+  if (silenced_) return errc::shut_down;
+  auto it = peers_.find(to);
+  if (to == self_ || it == peers_.end() || !is_live(to)) return errc::not_a_member;
+  wire_limits limits = config_.replication.limits;
+  limits.max_message_size = config_.stream_max_message;
+  auto bytes = wire::encode(detail::node::application_message{std::move(payload)}, self_, limits);
+  if (!bytes) return bytes.error();
+  ++stats_.applications_sent;
+  send_to_node(to, std::move(*bytes));
   return {};
 }
 
