@@ -199,6 +199,9 @@ struct command_env {
   server_context& ctx;
   dhtkit::cache::rel_time now;
   command_tally& tally;
+  // Commands on keys go to the cluster (a client's session on a cluster
+  // node); false on a single server and in a coordinator's own session.
+  bool clustered = false;
   expiry expiry_of(std::int32_t exptime) const { return to_expiry(exptime, ctx.process_started_unix, now); }
 };
 

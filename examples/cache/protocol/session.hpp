@@ -43,6 +43,11 @@
 
 namespace dhtkit_cache {
 
+enum class session_role {
+  client,       // a client's connection
+  coordinator,  // runs what a client's session on some node deferred, on ctx.store
+};
+
 enum class session_status {
   need_input,   // every complete request is answered: read more
   output_full,  // out reached max_output: send it, then call process() again (no input needed)
@@ -54,9 +59,16 @@ class session {
  public:
   // metrics: the worker's per-command counters and latencies, or nullptr to
   // measure nothing (see command_metrics.hpp).
+  // role: a client's session hands commands on keys to ctx.cluster when it
+  // is set; a coordinator's session (the cluster's own, running what a
+  // client's session handed over) always runs them on ctx.store.
   explicit session(server_context& ctx, std::size_t max_output = 1 << 20, parser_limits limits = {},
-                   command_metrics* metrics = nullptr)
-      : ctx_(ctx), max_output_(max_output), parser_(limits), metrics_(metrics) {}
+                   command_metrics* metrics = nullptr, session_role role = session_role::client)
+      : ctx_(ctx),
+        clustered_(ctx.cluster != nullptr && role == session_role::client),
+        max_output_(max_output),
+        parser_(limits),
+        metrics_(metrics) {}
 
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -83,7 +95,7 @@ class session {
 
   session_status run(std::string& out) {
     if (closing_) return session_status::close;
-    command_env env{ctx_, ctx_.now(), tally_};
+    command_env env{ctx_, ctx_.now(), tally_, clustered_};
     if (metrics_ != nullptr) last_ns_ = metrics_->now_ns();
     for (;;) {
       if (out.size() >= max_output_) return session_status::output_full;
@@ -125,7 +137,7 @@ class session {
           }
           break;
         case request_parser::kind::value: {
-          if (ctx_.cluster != nullptr && pending_ != pending::none) {
+          if (clustered_ && pending_ != pending::none) {
             const stretch st = begin_stretch(out);
             defer_storage(e.text);
             end_stretch(st, out, true);
@@ -159,7 +171,7 @@ class session {
       end_stretch(st, out, true);
       return line_outcome::done;
     }
-    if (ctx_.cluster != nullptr && route_to_cluster(env, line, t)) {
+    if (clustered_ && route_to_cluster(env, line, t)) {
       end_stretch(st, out, true);
       return line_outcome::done;
     }
@@ -171,11 +183,11 @@ class session {
       case line_outcome::read_value:
         parser_.expect_value(r.length);
         pending_ = meta ? pending::meta_value : pending::text_value;
-        if (ctx_.cluster != nullptr) storage_line_.assign(line);
+        if (clustered_) storage_line_.assign(line);
         break;
       case line_outcome::swallow:
         parser_.swallow(r.length);
-        if (ctx_.cluster != nullptr) defer_drop_old(meta, t);
+        if (clustered_) defer_drop_old(meta, t);
         break;
       default:
         break;
@@ -354,6 +366,7 @@ class session {
   }
 
   server_context& ctx_;
+  bool clustered_;  // commands on keys are deferred to ctx_.cluster
   std::size_t max_output_;
   request_parser parser_;
   command_tally tally_;

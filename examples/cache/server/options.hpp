@@ -14,6 +14,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include <asio/ip/address.hpp>
 
@@ -47,6 +49,22 @@ struct options {
   std::size_t idle_timeout_s = 0;  // 0: never
   int metrics_port = -1;           // --metrics-port; -1: no metrics endpoint, 0: a free port
   std::string metrics_listen;      // --metrics-listen; empty: the -l address
+
+  // A node of a cluster (cluster/engine.hpp) when cluster_port >= 0.
+  int cluster_port = -1;                // --cluster-port: UDP gossip and TCP data; 0 picks free ports
+  std::string cluster_name;             // --name; empty: "<-l>:<cluster port>"
+  std::string cluster_advertise;        // --cluster-advertise; empty: -l and the cluster port
+  std::vector<std::string> join;        // --join host:port,...; empty: found a cluster
+  std::string placement = "one-hop";    // --placement one-hop|chord
+  std::uint32_t replicas = 3;           // --replicas N: copies of every key
+  std::uint32_t read_quorum = 1;        // --read-quorum R: replicas a read consults (1: the coordinator's)
+  std::uint32_t write_quorum = 2;       // --write-quorum W: acknowledgements before a write's reply
+  std::string cluster_profile = "lan";  // --cluster-profile lan|wan|local: failure detection and timeouts
+
+  bool clustered() const { return cluster_port >= 0; }
+  // Keys the replicated storage holds (it has no LRU yet): about what -m
+  // holds at 128 bytes an item; past it new keys answer SERVER_ERROR.
+  std::size_t cluster_max_keys() const { return std::max<std::size_t>(1024, memory_limit_bytes() / 128); }
 
   std::size_t memory_limit_bytes() const { return memory_mb << 20; }
 };
@@ -142,6 +160,45 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
   app.add_option("--metrics-listen", opt.metrics_listen,
                  "IPv4 address of the metrics endpoint (default: the -l address)")
       ->needs(metrics_port);
+  auto* cluster_port =
+      app.add_option("--cluster-port", opt.cluster_port,
+                     "run as a node of a cluster: the port other nodes reach this one at, UDP (membership) "
+                     "and TCP (data) (default: off, a single server; 0 picks free ports)")
+          ->check(CLI::Range(0, 65535));
+  app.add_option("--join", opt.join,
+                 "nodes of the cluster to join, host:port of their --cluster-port, comma separated "
+                 "(default: none, this node founds a cluster others join)")
+      ->delimiter(',')
+      ->needs(cluster_port);
+  app.add_option("--name", opt.cluster_name,
+                 "this node's name, unique in the cluster; a restarted node keeps its name "
+                 "(default: the -l address and the cluster port)")
+      ->needs(cluster_port);
+  app.add_option("--cluster-advertise", opt.cluster_advertise,
+                 "the address:port other nodes reach this one at, when -l is 0.0.0.0 (default: -l and "
+                 "--cluster-port)")
+      ->needs(cluster_port);
+  app.add_option("--placement", opt.placement,
+                 "how keys are placed: one-hop (every node knows the ring; default) or chord (finger "
+                 "tables, for large churning clusters)")
+      ->check(CLI::IsMember({"one-hop", "chord"}))
+      ->needs(cluster_port);
+  app.add_option("--replicas", opt.replicas, "N: copies of every key (default: 3)")
+      ->check(CLI::Range(1, 7))
+      ->needs(cluster_port);
+  app.add_option("--read-quorum", opt.read_quorum,
+                 "R: replicas a read waits for (default: 1, the key's coordinator)")
+      ->check(CLI::Range(1, 7))
+      ->needs(cluster_port);
+  app.add_option("--write-quorum", opt.write_quorum,
+                 "W: replicas that must take a write before its reply (default: 2)")
+      ->check(CLI::Range(1, 7))
+      ->needs(cluster_port);
+  app.add_option("--cluster-profile", opt.cluster_profile,
+                 "timeouts and failure detection: lan (one data centre; default), wan, or local (one "
+                 "machine, tests: failures detected in a second or two)")
+      ->check(CLI::IsMember({"lan", "wan", "local"}))
+      ->needs(cluster_port);
   app.add_flag("-V,--version", show_version, "print the version and exit");
 
   try {
@@ -195,6 +252,20 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
     return fail(
         "--metrics-port: this dhtkit-cache was built without prometheus-cpp (Debian: prometheus-cpp-dev)");
 #endif
+  if (opt.clustered()) {
+    if (opt.read_quorum > opt.replicas || opt.write_quorum > opt.replicas)
+      return fail("--read-quorum and --write-quorum cannot exceed --replicas (" +
+                  std::to_string(opt.replicas) + ")");
+    const bool wildcard = asio::ip::make_address(opt.listen).is_unspecified();
+    if (wildcard && opt.cluster_advertise.empty())
+      return fail("-l " + opt.listen +
+                  " with --cluster-port: give --cluster-advertise, the address:port "
+                  "other nodes reach this one at");
+    if (opt.cluster_name.empty() && opt.cluster_port == 0)
+      return fail("--cluster-port 0 needs --name (the default name is made of the port)");
+    if (opt.cluster_name.empty()) opt.cluster_name = opt.listen + ":" + std::to_string(opt.cluster_port);
+    if (opt.cluster_name.size() > 200) return fail("--name: at most 200 bytes");
+  }
   if (opt.verbosity > 2) opt.verbosity = 2;
   return opt;
 }

@@ -36,8 +36,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <ctime>
 #include <exception>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -197,11 +199,7 @@ class server {
   int run() {
     std::signal(SIGPIPE, SIG_IGN);
     fit_file_limit(opt_.max_connections, ctx_.verbosity);
-    signals_.async_wait([this](std::error_code ec, int signal) {
-      if (ec) return;
-      log_line(ctx_.verbosity, log_level::warning, "signal %d, stopping", signal);
-      stop();
-    });
+    wait_signal();
     for (auto& w : workers_) {
       worker* self = w.get();
       w->thread = std::thread([this, self] { run_io(self->io); });
@@ -243,6 +241,11 @@ class server {
 
   server_context& context() { return ctx_; }
 
+  // What the first SIGINT or SIGTERM does instead of stopping at once: a
+  // cluster node leaves gracefully and then calls stop (from any thread). A
+  // second signal exits at once.
+  void on_first_signal(std::function<void(std::function<void()> stop)> f) { first_signal_ = std::move(f); }
+
  private:
   struct worker {
     asio::io_context io{1};
@@ -267,6 +270,26 @@ class server {
         log_line(ctx_.verbosity, log_level::error, "error in a handler: %s", e.what());
       }
     }
+  }
+
+  void wait_signal() {
+    signals_.async_wait([this](std::error_code ec, int signal) {
+      if (ec) return;
+      if (signals_seen_++ > 0) {
+        log_line(ctx_.verbosity, log_level::error, "signal %d again, exiting at once", signal);
+        std::fflush(stderr);
+        std::_Exit(1);
+      }
+      if (first_signal_) {
+        log_line(ctx_.verbosity, log_level::error, "signal %d, leaving the cluster (again to exit at once)",
+                 signal);
+        wait_signal();
+        first_signal_([this] { stop(); });
+        return;
+      }
+      log_line(ctx_.verbosity, log_level::warning, "signal %d, stopping", signal);
+      stop();
+    });
   }
 
   void accept() {
@@ -333,6 +356,8 @@ class server {
   std::vector<std::unique_ptr<worker>> workers_;
   std::size_t next_worker_ = 0;
   std::atomic<bool> stopping_{false};
+  std::function<void(std::function<void()>)> first_signal_;
+  int signals_seen_ = 0;
 #ifdef DHTKIT_CACHE_METRICS
   std::unique_ptr<metrics_endpoint> metrics_;
 #endif

@@ -218,6 +218,15 @@ class store {
   /// that must look changed (meta's md with I gives the invalidated item one).
   std::uint64_t next_cas() noexcept { return next_cas_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
+  /// Makes every CAS unique the store assigns from now on greater than
+  /// `floor`. A clustered cache raises it to a clock every node shares, so
+  /// that CAS values taken on different nodes for one key never repeat.
+  void raise_cas(std::uint64_t floor) noexcept {
+    std::uint64_t cur = next_cas_.load(std::memory_order_relaxed);
+    while (cur < floor && !next_cas_.compare_exchange_weak(cur, floor, std::memory_order_relaxed)) {
+    }
+  }
+
   /// Read-modify-write of one key under its shard's lock: f(item_ref*) gets
   /// the live item, or nullptr, and returns a decision. Storing may evict
   /// other items (never the new one); see store_error for refusals.

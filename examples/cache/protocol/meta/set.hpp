@@ -101,7 +101,7 @@ inline line_result meta_set(command_env& env, const token_list& t, std::string& 
     req.key.assign(raw_key);
   }
   if (item_size(req.key.size(), *length) > env.ctx.store.config().max_item_size) {
-    if (req.mode == 'S' && env.ctx.cluster != nullptr)
+    if (req.mode == 'S' && env.clustered)
       req.drop_old = true;
     else if (req.mode == 'S')
       env.ctx.store.modify(req.key, env.now, [](cache::item_ref*) { return cache::erase{}; });

@@ -62,7 +62,7 @@ inline line_result storage_line(command_env& env, const token_list& t, storage_o
     reply(out, req.noreply, "SERVER_ERROR object too large for cache");
     // memcached drops the old value of a set that cannot be stored, so a
     // reader never gets the value the client meant to replace.
-    if (op == storage_op::set && env.ctx.cluster != nullptr) {
+    if (op == storage_op::set && env.clustered) {
       req.key.assign(key);
       req.drop_old = true;
     } else if (op == storage_op::set) {

@@ -1,0 +1,453 @@
+// A dhtkit-cache node of a cluster: the DHT node (membership, placement,
+// replication, rebalancing) under the cache, and the cluster_hooks the
+// client sessions hand their commands to.
+//
+//   auto engine = make_cluster_engine(opt, server.context());   // opens the node's sockets
+//   if (auto error = engine->join()) ...                       // bounded by the join timeout
+//   server.context().cluster = engine.get();
+//   server.run();                                               // on SIGTERM: engine->leave(...)
+//
+// Where a command runs: a command on one key goes to the key's coordinator,
+// the first live node of its preference list (from this node's own view of
+// the placement), as an application message of the DHT node; the
+// coordinator (coordinator.hpp) runs it and sends the reply back. With R = 1
+// the coordinator reads its own replica, so a client reads its own writes
+// whichever node it talks to: every command on a key, reads included, is
+// served by the one node that applied that key's last write. flush_all goes
+// to every live member. Threads: the DHT node and everything here run on one
+// io_context thread of the engine's; client sessions (worker threads) reach
+// it through dispatch(), which posts.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "cluster/coordinator.hpp"
+#include "cluster/forward_messages.hpp"
+#include "cluster/node_settings.hpp"
+#include "dhtkit/node/node.hpp"
+#include "protocol/cluster_hooks.hpp"
+#include "protocol/server_context.hpp"
+#include "server/log.hpp"
+#include "server/options.hpp"
+
+namespace dhtkit_cache::cluster {
+
+// The engine as the program drives it, whatever its placement.
+class cluster_engine : public cluster_hooks {
+ public:
+  // Joins through --join (or founds a cluster); an error message on failure.
+  virtual std::optional<std::string> join() = 0;
+  // Graceful leave (hands this node's ranges off); done() runs on the engine's thread.
+  virtual void leave(std::function<void(bool complete)> done) = 0;
+  // Where the node listens for peers (UDP gossip; TCP data).
+  virtual std::string describe() const = 0;
+};
+
+template <class Node>
+class engine final : public cluster_engine {
+ public:
+  engine(const options& opt, server_context& ctx)
+      : opt_(opt),
+        ctx_(ctx),
+        storage_(storage_config(opt)),
+        node_(open_node(make_node_config(opt))),
+        coordinator_(*node_, storage_, ctx, coordinator_settings_of(opt), state_),
+        timer_(node_->get_executor()) {
+    self_name_ = opt.cluster_name;
+    node_->set_event_handler([this](const dhtkit::node_event& e) { on_event(e); });
+    node_->set_application_handler([this](dhtkit::node_id from, dhtkit::bytes b) { on_message(from, b); });
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  ~engine() override {
+    asio::post(node_->get_executor(), [this] {
+      timer_.cancel();
+      node_->close();
+      for (auto& [id, p] : forwards_) p.done("SERVER_ERROR shutting down\r\n");
+      forwards_.clear();
+    });
+    guard_.reset();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  std::optional<std::string> join() override {
+    std::promise<std::error_code> joined;
+    auto f = joined.get_future();
+    node_->async_join([&joined](std::error_code ec) { joined.set_value(ec); });
+    const auto ec = f.get();  // the node's join_timeout bounds it
+    if (ec) return "cannot join the cluster: " + ec.message();
+    asio::post(node_->get_executor(), [this] {
+      refresh_snapshot();
+      tick();
+    });
+    return std::nullopt;
+  }
+
+  void leave(std::function<void(bool)> done) override {
+    node_->async_leave([done = std::move(done)](std::error_code ec) { done(!ec); });
+  }
+
+  std::string describe() const override {
+    return self_name_ + " on " + node_->packet_endpoint().to_string() + " (data " +
+           node_->stream_endpoint().to_string() + ")";
+  }
+
+  // ---- cluster_hooks (any thread) --------------------------------------------
+
+  void dispatch(deferred_request r, std::function<void(std::string)> done) override {
+    asio::post(node_->get_executor(), [this, r = std::move(r), done = std::move(done)]() mutable {
+      if (r.what == deferred_request::kind::flush_all) return flush_all(r, std::move(done));
+      route(std::move(r.key), std::move(r.bytes), r.noreply, std::move(done));
+    });
+  }
+
+  std::string stats_lines() const override {
+    std::lock_guard lock(snapshot_mutex_);
+    return snapshot_.lines;
+  }
+  std::uint64_t items() const override {
+    std::lock_guard lock(snapshot_mutex_);
+    return snapshot_.items;
+  }
+  std::uint64_t item_bytes() const override {
+    std::lock_guard lock(snapshot_mutex_);
+    return snapshot_.bytes;
+  }
+
+ private:
+  struct pending_forward {
+    std::function<void(std::string)> done;
+    std::chrono::steady_clock::time_point deadline;
+    dhtkit::node_id to{};
+    bool noreply = false;
+  };
+  struct pending_flush {
+    std::function<void(std::string)> done;
+    std::chrono::steady_clock::time_point deadline{};
+    std::size_t waiting = 0;  // acknowledgements this round still waits for
+    std::size_t members = 0;  // nodes this round went to, this one included
+    int round = 1;            // 1: learn the highest clock; 2: apply it everywhere
+    std::uint64_t stamp = 0;  // the highest stamp applied so far
+    std::uint64_t at_ms = 0;  // a delayed flush's time; 0 at once
+    bool noreply = false;
+  };
+  struct snapshot {
+    std::string lines;
+    std::uint64_t items = 0, bytes = 0;
+  };
+
+  static dhtkit::memory_storage_config storage_config(const options& opt) {
+    dhtkit::memory_storage_config c;
+    c.max_keys = opt.cluster_max_keys();
+    return c;
+  }
+  static coordinator_settings coordinator_settings_of(const options& opt) {
+    coordinator_settings s;
+    s.r = opt.read_quorum;
+    s.w = opt.write_quorum;
+    s.max_value = opt.max_item_size;
+    return s;
+  }
+  std::unique_ptr<Node> open_node(const dhtkit::node_config& cfg) {
+    auto n = Node::open(io_.get_executor(), cfg, storage_, hints_, journal_);
+    if (!n) throw std::runtime_error("cluster port " + cfg.listen + ": " + n.error().message());
+    return std::make_unique<Node>(std::move(*n));
+  }
+
+  // ---- on the strand ---------------------------------------------------------
+
+  // The coordinator of `key`: the first live node of its preference list.
+  std::optional<dhtkit::node_id> coordinator_of(const std::string& key) const {
+    const auto& core = node_->core();
+    const auto list = core.placement().preference_list(core.placement().position(key), opt_.replicas);
+    const auto live = core.live_members();
+    for (const auto id : list)
+      if (std::binary_search(live.begin(), live.end(), id)) return id;
+    return std::nullopt;
+  }
+
+  void route(std::string key, std::string bytes, bool noreply, std::function<void(std::string)> done) {
+    const auto target = coordinator_of(key);
+    if (!target || *target == node_->id())
+      return coordinator_.run(std::move(key), std::move(bytes), noreply, std::move(done));
+    forward_message m;
+    m.kind = forward_kind::request;
+    m.id = next_id_++;
+    m.noreply = noreply;
+    m.key = std::move(key);
+    m.body = std::move(bytes);
+    if (forwards_.size() >= max_forwards) {
+      ++state_.requests_failed;
+      return done(noreply ? std::string() : "SERVER_ERROR too many requests in flight to other nodes\r\n");
+    }
+    if (auto ec = node_->send_application(*target, encode_forward(m))) {
+      // It left the membership an instant ago: run it here rather than fail.
+      return coordinator_.run(std::move(m.key), std::move(m.body), noreply, std::move(done));
+    }
+    ++requests_forwarded_;
+    forwards_.emplace(
+        m.id, pending_forward{std::move(done), std::chrono::steady_clock::now() + forward_timeout(), *target,
+                              noreply});
+  }
+
+  void on_message(dhtkit::node_id from, const dhtkit::bytes& b) {
+    auto m = decode_forward(b, 250);
+    if (!m) {
+      ++malformed_messages_;
+      return;
+    }
+    switch (m->kind) {
+      case forward_kind::request: {
+        ++requests_served_for_others_;
+        const std::uint64_t id = m->id;
+        coordinator_.run(
+            std::move(m->key), std::move(m->body), m->noreply, [this, from, id](std::string reply) {
+              forward_message r;
+              r.kind = forward_kind::reply;
+              r.id = id;
+              r.body = std::move(reply);
+              (void)node_->send_application(from, encode_forward(r));  // lost: the sender times out
+            });
+        break;
+      }
+      case forward_kind::reply: {
+        auto it = forwards_.find(m->id);
+        if (it == forwards_.end() || it->second.to != from) return;  // late, or not whom we asked
+        auto done = std::move(it->second.done);
+        forwards_.erase(it);
+        done(std::move(m->body));
+        break;
+      }
+      case forward_kind::flush:
+      case forward_kind::flush_exact: {
+        forward_message ack;
+        ack.flush_stamp = apply_flush(m->flush_stamp, m->flush_at_ms, m->kind == forward_kind::flush_exact);
+        ack.kind = forward_kind::flush_ack;
+        ack.id = m->id;
+        (void)node_->send_application(from, encode_forward(ack));
+        break;
+      }
+      case forward_kind::flush_ack: {
+        auto it = flushes_.find(m->id);
+        if (it == flushes_.end() || it->second.waiting == 0) return;
+        it->second.stamp = std::max(it->second.stamp, m->flush_stamp);
+        if (--it->second.waiting == 0) {
+          auto p = std::move(it->second);
+          flushes_.erase(it);
+          flush_round_done(m->id, std::move(p));
+        }
+        break;
+      }
+    }
+  }
+
+  // flush_all, in two rounds so that every node ends with the same flush
+  // stamp, above every write any of them had acknowledged before it:
+  //  1. each live member applies the flush at max(stamp, its own clock) and
+  //     answers the stamp it applied;
+  //  2. the highest of those goes to all of them again, applied exactly and
+  //     observed by their clocks.
+  // Writes that raced the flush may be flushed or not, as on one memcached; a
+  // write sent after the OK is above the stamp on every node. A delayed flush
+  // needs one round: its stamp is its time. SERVER_ERROR names how many nodes
+  // applied it when some did not answer in time.
+  void flush_all(const deferred_request& r, std::function<void(std::string)> done) {
+    const std::uint64_t wall = coordinator_state::wall_ms();
+    std::uint64_t stamp = 0, at_ms = 0;
+    if (r.flush_unix > 0 && static_cast<std::uint64_t>(r.flush_unix) * 1000 > wall) {
+      at_ms = static_cast<std::uint64_t>(r.flush_unix) * 1000;
+      stamp = at_ms << hybrid_clock::logical_bits;
+    }
+    pending_flush p;
+    p.done = std::move(done);
+    p.noreply = r.noreply;
+    p.at_ms = at_ms;
+    p.round = at_ms == 0 ? 1 : 2;
+    p.stamp = apply_flush(stamp, at_ms);
+    flush_round(next_id_++, std::move(p));
+  }
+
+  void flush_round(std::uint64_t id, pending_flush p) {
+    auto live = node_->core().live_members();
+    std::erase(live, node_->id());
+    forward_message m;
+    m.kind = p.round == 1 || p.at_ms != 0 ? forward_kind::flush : forward_kind::flush_exact;
+    m.id = id;
+    m.flush_stamp = p.stamp;
+    m.flush_at_ms = p.at_ms;
+    const auto bytes = encode_forward(m);
+    p.members = live.size() + 1;
+    p.waiting = 0;
+    p.deadline = std::chrono::steady_clock::now() + forward_timeout();
+    for (const auto member : live)
+      if (!node_->send_application(member, bytes)) ++p.waiting;
+    if (p.waiting == 0) return flush_round_done(id, std::move(p));
+    flushes_[id] = std::move(p);
+  }
+
+  void flush_round_done(std::uint64_t id, pending_flush p) {
+    if (p.round == 1) {
+      p.round = 2;
+      p.stamp = apply_flush(p.stamp, 0, true);
+      return flush_round(id, std::move(p));
+    }
+    p.done(p.noreply ? std::string() : "OK\r\n");
+  }
+
+  // Applies a flush here; returns the stamp it applied (for an immediate
+  // flush's first round, at least this node's clock: it covers every write
+  // it coordinated).
+  std::uint64_t apply_flush(std::uint64_t stamp, std::uint64_t at_ms, bool exact = false) {
+    if (at_ms == 0 || at_ms <= coordinator_state::wall_ms()) {
+      if (at_ms == 0 && !exact) stamp = std::max(stamp, state_.clock.now(coordinator_state::wall_ms()));
+      state_.clock.observe(stamp);
+      state_.applied_flush = std::max(state_.applied_flush, stamp);
+    } else {
+      state_.clock.observe(stamp);
+      delayed_flush_ = {stamp, at_ms};  // a later flush_all with a delay replaces it, as in memcached
+    }
+    return stamp;
+  }
+
+  void on_event(const dhtkit::node_event& e) {
+    using k = dhtkit::node_event_kind;
+    const char* state = nullptr;
+    switch (e.kind) {
+      case k::member_joined:
+      case k::member_alive:
+        state = "alive";
+        break;
+      case k::member_suspect:
+        state = "suspect";
+        break;
+      case k::member_dead:
+        state = "dead";
+        break;
+      case k::member_left:
+        state = "left";
+        break;
+      default:
+        return;
+    }
+    if (!e.name.empty()) members_[e.name] = state;
+    log_line(ctx_.verbosity, log_level::warning, "cluster: %s is %s", e.name.c_str(), state);
+  }
+
+  // Every 100 ms: forwards and flushes past their deadline fail; twice a
+  // second the stats snapshot is refreshed; every 2 s expired and flushed
+  // records are removed from storage.
+  void tick() {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = forwards_.begin(); it != forwards_.end();) {
+      if (now < it->second.deadline) {
+        ++it;
+        continue;
+      }
+      ++state_.requests_failed;
+      auto p = std::move(it->second);
+      it = forwards_.erase(it);
+      p.done(p.noreply ? std::string() : "SERVER_ERROR no reply from the key's coordinator in time\r\n");
+    }
+    for (auto it = flushes_.begin(); it != flushes_.end();) {
+      if (now < it->second.deadline) {
+        ++it;
+        continue;
+      }
+      auto p = std::move(it->second);
+      it = flushes_.erase(it);
+      const std::size_t applied = p.members - p.waiting;
+      p.done(p.noreply ? std::string()
+                       : "SERVER_ERROR flush_all applied on " + std::to_string(applied) + " of " +
+                             std::to_string(p.members) + " nodes\r\n");
+    }
+    if (delayed_flush_ && delayed_flush_->second <= coordinator_state::wall_ms()) {
+      state_.applied_flush = std::max(state_.applied_flush, delayed_flush_->first);
+      delayed_flush_.reset();
+    }
+    if (++ticks_ % 5 == 0) refresh_snapshot();
+    if (ticks_ % 20 == 0) sweep();
+    timer_.expires_after(std::chrono::milliseconds(100));
+    timer_.async_wait([this](std::error_code ec) {
+      if (!ec) tick();
+    });
+  }
+
+  void sweep() {
+    const std::int64_t now_unix = static_cast<std::int64_t>(coordinator_state::wall_ms() / 1000);
+    std::vector<std::string> gone;
+    storage_.for_each_in_range(0, 0, [&](std::string_view key, const dhtkit::versioned_entry& e) {
+      const auto r = resolve(e.siblings(), opt_.max_item_size);
+      if (r.winner && state_.gone(*r.winner, now_unix)) gone.emplace_back(key);
+    });
+    for (const auto& k : gone) storage_.remove(k);
+    expired_removed_ += gone.size();
+  }
+
+  void refresh_snapshot();
+
+  std::chrono::steady_clock::duration forward_timeout() const {
+    // The coordinator's read and write each have the request timeout.
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        2 * node_->core().config().replication.request_timeout + std::chrono::milliseconds(500));
+  }
+
+  static constexpr std::size_t max_forwards = 65536;
+
+  options opt_;
+  server_context& ctx_;
+  std::string self_name_;
+  asio::io_context io_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> guard_ = asio::make_work_guard(io_);
+  dhtkit::memory_storage storage_;
+  dhtkit::hint_store hints_;
+  dhtkit::handoff_journal journal_;
+  std::unique_ptr<Node> node_;
+  coordinator_state state_;
+  coordinator<Node> coordinator_;
+  asio::steady_timer timer_;
+  std::thread thread_;
+
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, pending_forward> forwards_;
+  std::unordered_map<std::uint64_t, pending_flush> flushes_;
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> delayed_flush_;  // stamp, when (ms)
+  std::map<std::string, std::string> members_;                            // name -> state, from events
+  std::uint64_t ticks_ = 0;
+  std::uint64_t requests_forwarded_ = 0, requests_served_for_others_ = 0;
+  std::uint64_t malformed_messages_ = 0, expired_removed_ = 0;
+
+  mutable std::mutex snapshot_mutex_;
+  snapshot snapshot_;
+};
+
+}  // namespace dhtkit_cache::cluster
+
+#include "cluster/stats_snapshot.hpp"
+
+namespace dhtkit_cache::cluster {
+
+// The engine for --placement; throws std::runtime_error when the cluster
+// port cannot be bound, std::invalid_argument for a bad configuration.
+inline std::unique_ptr<cluster_engine> make_cluster_engine(const options& opt, server_context& ctx) {
+  if (opt.placement == "chord") return std::make_unique<engine<dhtkit::chord_node>>(opt, ctx);
+  return std::make_unique<engine<dhtkit::node>>(opt, ctx);
+}
+
+}  // namespace dhtkit_cache::cluster

@@ -1,0 +1,42 @@
+// The DHT node's configuration for a dhtkit-cache cluster node, from the
+// command line: where it listens, whom it joins, its name, N/R/W, and the
+// bounds that must hold the largest item (-I) in one message.
+#pragma once
+
+#include <algorithm>
+#include <string>
+
+#include "dhtkit/node/config.hpp"
+#include "server/options.hpp"
+
+namespace dhtkit_cache::cluster {
+
+inline dhtkit::node_config make_node_config(const options& opt) {
+  dhtkit::node_config c = opt.cluster_profile == "wan"     ? dhtkit::node_config::wan()
+                          : opt.cluster_profile == "local" ? dhtkit::node_config::local()
+                                                           : dhtkit::node_config::lan();
+  c.name = opt.cluster_name;
+  const std::string host = opt.listen.find(':') != std::string::npos ? "[" + opt.listen + "]" : opt.listen;
+  c.listen = host + ":" + std::to_string(opt.cluster_port);
+  c.advertise = opt.cluster_advertise;
+  c.seeds = opt.join;
+  c.replication.n = opt.replicas;
+  c.replication.r = opt.read_quorum;
+  c.replication.w = opt.write_quorum;
+  c.replication.max_n = std::max(c.replication.max_n, opt.replicas);
+  c.placement.n = opt.replicas;
+  c.placement.list_length = c.replication.max_n;
+  // One record (the item, its key and 41 bytes of header) or one forwarded
+  // request (the item's command line and data) in one message.
+  const std::size_t largest = opt.max_item_size + 64 * 1024;
+  c.replication.max_value_size = std::max(c.replication.max_value_size, largest);
+  c.stream_max_message = std::max(c.stream_max_message, largest + c.replication.max_key_size + 4096);
+  c.replication.limits.max_message_size =
+      std::max(c.replication.limits.max_message_size, c.stream_max_message);
+  c.replication.limits.max_string_size = std::max(c.replication.limits.max_string_size, c.stream_max_message);
+  c.max_pending_ops = 16384;  // client operations in progress: one per command being replicated
+  c.replication.max_pending = 16384;
+  return c;
+}
+
+}  // namespace dhtkit_cache::cluster

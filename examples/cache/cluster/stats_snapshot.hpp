@@ -1,0 +1,70 @@
+// `stats cluster`: what an operator asks a cluster node. Built on the DHT
+// node's strand twice a second and read by client sessions on any thread,
+// so a `stats` never waits behind the cluster's work.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include "cluster/engine.hpp"
+
+namespace dhtkit_cache::cluster {
+
+template <class Node>
+void engine<Node>::refresh_snapshot() {
+  const auto& core = node_->core();
+  const dhtkit::node_stats st = core.stats();
+  snapshot s;
+  const auto stat = [&s](const std::string& name, const std::string& value) {
+    s.lines.append("STAT ").append(name).append(" ").append(value).append("\r\n");
+  };
+  const auto num = [&stat](const std::string& name, std::uint64_t v) { stat(name, std::to_string(v)); };
+  stat("cluster_name", self_name_);
+  stat("cluster_state", std::string(dhtkit::to_string(core.state())));
+  stat("cluster_placement", opt_.placement);
+  num("cluster_replicas", opt_.replicas);
+  num("cluster_read_quorum", opt_.read_quorum);
+  num("cluster_write_quorum", opt_.write_quorum);
+  num("cluster_members_alive", st.members_alive);
+  num("cluster_members_suspect", st.members_suspect);
+  num("cluster_members_dead", st.members_dead);
+  stat("cluster_member_" + self_name_, core.state() == dhtkit::node_state::joined ? "alive" : "leaving");
+  for (const auto& [name, state] : members_)
+    if (name != self_name_) stat("cluster_member_" + name, state);
+  // The share of the ring this node coordinates: the fraction of 1,024
+  // evenly spaced positions whose preference list starts with it.
+  constexpr std::uint64_t samples = 1024;
+  std::uint64_t first = 0;
+  const auto& placement = core.placement();
+  for (std::uint64_t i = 0; i < samples; ++i) {
+    const auto list = placement.preference_list(i * (~std::uint64_t{0} / samples), 1);
+    if (!list.empty() && list.front() == node_->id()) ++first;
+  }
+  char share[32];
+  std::snprintf(share, sizeof share, "%.3f", static_cast<double>(first) / samples);
+  stat("cluster_ring_share", share);
+  num("cluster_ranges_held", st.ranges_held);
+  num("cluster_handoffs_in_progress", st.ranges_pending + st.ranges_outbound);
+  num("cluster_handoff_keys_sent", st.handoff_keys_sent);
+  num("cluster_handoff_keys_received", st.handoff_keys_received);
+  num("cluster_hints_held", st.hints_pending);
+  num("cluster_conflicts_resolved", state_.conflicts_resolved);
+  num("cluster_requests_forwarded", requests_forwarded_);
+  num("cluster_requests_served_for_others", requests_served_for_others_);
+  num("cluster_commands_coordinated", state_.commands_run);
+  num("cluster_requests_failed", state_.requests_failed);
+  num("cluster_writes_failed", state_.writes_failed);
+  num("cluster_read_repairs", st.read_repairs);
+  num("cluster_anti_entropy_keys_repaired", st.ae_keys_repaired);
+  num("cluster_expired_removed", expired_removed_);
+  num("cluster_malformed_messages", malformed_messages_ + state_.malformed_versions);
+
+  const dhtkit::storage_stats ss = storage_.stats();
+  s.items = ss.siblings - ss.tombstones;
+  s.bytes = ss.value_bytes;
+  num("cluster_stored_keys", ss.keys);
+  std::lock_guard lock(snapshot_mutex_);
+  snapshot_ = std::move(s);
+}
+
+}  // namespace dhtkit_cache::cluster
