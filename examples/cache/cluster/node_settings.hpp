@@ -26,7 +26,7 @@ inline dhtkit::node_config make_node_config(const options& opt) {
   c.replication.max_n = std::max(c.replication.max_n, opt.replicas);
   c.placement.n = opt.replicas;
   c.placement.list_length = c.replication.max_n;
-  // One record (the item, its key and 41 bytes of header) or one forwarded
+  // One record (the item, its key and 42 bytes of header) or one forwarded
   // request (the item's command line and data) in one message.
   const std::size_t largest = opt.max_item_size + 64 * 1024;
   c.replication.max_value_size = std::max(c.replication.max_value_size, largest);
