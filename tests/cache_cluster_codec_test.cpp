@@ -114,6 +114,7 @@ TEST_CASE("cache forward messages: round trips, and malformed ones refused") {
   q.kind = forward_kind::request;
   q.id = 99;
   q.noreply = true;
+  q.final_hop = true;
   q.key = "user:1";
   q.body = "set user:1 0 0 1\r\nx\r\n";
   const auto b = encode_forward(q);
@@ -122,6 +123,7 @@ TEST_CASE("cache forward messages: round trips, and malformed ones refused") {
   CHECK(back->kind == forward_kind::request);
   CHECK(back->id == 99);
   CHECK(back->noreply);
+  CHECK(back->final_hop);
   CHECK(back->key == q.key);
   CHECK(back->body == q.body);
   CHECK_FALSE(decode_forward(b, 5));  // key longer than the bound
@@ -132,7 +134,7 @@ TEST_CASE("cache forward messages: round trips, and malformed ones refused") {
   zero_key[11] = std::byte{0};
   CHECK_FALSE(decode_forward(zero_key, 250));
   auto bad_flags = b;
-  bad_flags[9] = std::byte{2};
+  bad_flags[9] = std::byte{4};
   CHECK_FALSE(decode_forward(bad_flags, 250));
   auto bad_kind = b;
   bad_kind[0] = std::byte{0};

@@ -36,6 +36,10 @@ BY_DESIGN = {
                                "on memcached (counters from 1); a cluster's CAS uniques come from its hybrid "
                                "logical clock (about 1.2e17), so the same literal is older and the invalidation "
                                "succeeds (HD, then the stale item) instead of EX",
+    "mg_hit_flag": "whether an item was read before (mg's h flag) is access metadata the cluster does not "
+                   "replicate: replicating it would turn the first read after every write into a write; "
+                   "each command at the coordinator sees the item as stored, never fetched",
+    "me_fetched": "the same access metadata (me's fetch=), not replicated for the same reason",
 }
 
 # record_conformance takes a row's reply as complete after 0.3 s of silence and

@@ -22,6 +22,7 @@
 // read-modify-write (incr, cas, append, ...) never races another on its key.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -64,6 +65,7 @@ struct coordinator_state {
 };
 
 struct coordinator_settings {
+  std::uint32_t n = 3;                           // replicas of a key
   std::uint32_t r = 1;                           // replies a load waits for (1: this node's replica)
   std::uint32_t w = 2;                           // acknowledgements a write waits for
   std::size_t max_value = std::size_t{1} << 20;  // largest value (-I)
@@ -112,8 +114,12 @@ class coordinator {
       if (!entry) return execute(std::move(j), {}, {});
       return execute(std::move(j), entry->siblings(), entry->context());
     }
+    // Off the fast path (this node's copy is not the one to trust: its range
+    // is still filling after a join, or it is not a holder) a read of R = 1
+    // could meet a replica that missed the last write: read enough replicas
+    // to overlap every write quorum instead (R + W > N).
     dhtkit::request_options o;
-    o.r = settings_.r;
+    o.r = std::max(settings_.r, std::min(settings_.n, settings_.n + 1 - std::min(settings_.w, settings_.n)));
     std::string key = j.key;
     node_.async_get(key, o, [this, j = std::move(j)](std::error_code ec, dhtkit::get_result r) mutable {
       if (ec) return fail(std::move(j), "reading the key: " + r.describe(ec));

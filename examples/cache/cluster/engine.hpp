@@ -160,6 +160,7 @@ class engine final : public cluster_engine {
   }
   static coordinator_settings coordinator_settings_of(const options& opt) {
     coordinator_settings s;
+    s.n = opt.replicas;
     s.r = opt.read_quorum;
     s.w = opt.write_quorum;
     s.max_value = opt.max_item_size;
@@ -174,23 +175,43 @@ class engine final : public cluster_engine {
   // ---- on the strand ---------------------------------------------------------
 
   // The coordinator of `key`: the first live node of its preference list.
+  // A node that is leaving coordinates nothing (its DHT node takes no more
+  // operations): it names the next live node instead.
   std::optional<dhtkit::node_id> coordinator_of(const std::string& key) const {
     const auto& core = node_->core();
-    const auto list = core.placement().preference_list(core.placement().position(key), opt_.replicas);
+    const bool leaving = core.state() != dhtkit::node_state::joined;
+    const auto list =
+        core.placement().preference_list(core.placement().position(key), core.config().placement.list_length);
     const auto live = core.live_members();
-    for (const auto id : list)
+    for (const auto id : list) {
+      if (leaving && id == node_->id()) continue;
       if (std::binary_search(live.begin(), live.end(), id)) return id;
+    }
     return std::nullopt;
   }
 
-  void route(std::string key, std::string bytes, bool noreply, std::function<void(std::string)> done) {
-    const auto target = coordinator_of(key);
-    if (!target || *target == node_->id())
+  // A client's command (final_hop false) goes to the coordinator in this
+  // node's view. A command another node forwarded here runs here, unless
+  // this node is leaving: then it goes on once more, marked final, so a
+  // command crosses at most two hops whatever the views.
+  void route(std::string key, std::string bytes, bool noreply, std::function<void(std::string)> done,
+             bool forwarded = false) {
+    const bool leaving = node_->core().state() != dhtkit::node_state::joined;
+    if (forwarded && !leaving)
       return coordinator_.run(std::move(key), std::move(bytes), noreply, std::move(done));
+    const auto target = coordinator_of(key);
+    if (!target || *target == node_->id()) {
+      if (leaving) {
+        ++state_.requests_failed;
+        return done(noreply ? std::string() : "SERVER_ERROR this node is leaving the cluster\r\n");
+      }
+      return coordinator_.run(std::move(key), std::move(bytes), noreply, std::move(done));
+    }
     forward_message m;
     m.kind = forward_kind::request;
     m.id = next_id_++;
     m.noreply = noreply;
+    m.final_hop = forwarded || leaving;
     m.key = std::move(key);
     m.body = std::move(bytes);
     if (forwards_.size() >= max_forwards) {
@@ -199,6 +220,10 @@ class engine final : public cluster_engine {
     }
     if (auto ec = node_->send_application(*target, encode_forward(m))) {
       // It left the membership an instant ago: run it here rather than fail.
+      if (leaving) {
+        ++state_.requests_failed;
+        return done(noreply ? std::string() : "SERVER_ERROR this node is leaving the cluster\r\n");
+      }
       return coordinator_.run(std::move(m.key), std::move(m.body), noreply, std::move(done));
     }
     ++requests_forwarded_;
@@ -217,14 +242,18 @@ class engine final : public cluster_engine {
       case forward_kind::request: {
         ++requests_served_for_others_;
         const std::uint64_t id = m->id;
-        coordinator_.run(
-            std::move(m->key), std::move(m->body), m->noreply, [this, from, id](std::string reply) {
-              forward_message r;
-              r.kind = forward_kind::reply;
-              r.id = id;
-              r.body = std::move(reply);
-              (void)node_->send_application(from, encode_forward(r));  // lost: the sender times out
-            });
+        auto reply_to = [this, from, id](std::string reply) {
+          forward_message r;
+          r.kind = forward_kind::reply;
+          r.id = id;
+          r.body = std::move(reply);
+          (void)node_->send_application(from, encode_forward(r));  // lost: the sender times out
+        };
+        if (m->final_hop) {
+          coordinator_.run(std::move(m->key), std::move(m->body), m->noreply, std::move(reply_to));
+        } else {
+          route(std::move(m->key), std::move(m->body), m->noreply, std::move(reply_to), true);
+        }
         break;
       }
       case forward_kind::reply: {

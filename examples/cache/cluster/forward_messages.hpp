@@ -31,9 +31,10 @@ enum class forward_kind : std::uint8_t {
 struct forward_message {
   forward_kind kind = forward_kind::request;
   std::uint64_t id = 0;
-  bool noreply = false;           // request: the client wants no reply
-  std::string key{};              // request: the key (routing and per-key order)
-  std::string body{};             // request: the request bytes; reply: the reply bytes
+  bool noreply = false;    // request: the client wants no reply
+  bool final_hop = false;  // request: run it here whatever this node's view (it was forwarded once already)
+  std::string key{};       // request: the key (routing and per-key order)
+  std::string body{};      // request: the request bytes; reply: the reply bytes
   std::uint64_t flush_stamp = 0;  // flush, flush_ack
   std::uint64_t flush_at_ms = 0;  // flush: 0 at once
 };
@@ -49,7 +50,7 @@ inline dhtkit::bytes encode_forward(const forward_message& m) {
   };
   switch (m.kind) {
     case forward_kind::request:
-      out.push_back(std::byte{static_cast<std::uint8_t>(m.noreply ? 1 : 0)});
+      out.push_back(std::byte{static_cast<std::uint8_t>((m.noreply ? 1 : 0) | (m.final_hop ? 2 : 0))});
       detail::put_u64(out, m.key.size(), 2);
       append(m.key);
       append(m.body);
@@ -86,9 +87,10 @@ inline std::optional<forward_message> decode_forward(std::span<const std::byte> 
       if (left < 3) return std::nullopt;
       const auto flags = std::to_integer<std::uint8_t>(p[0]);
       const std::size_t key_size = detail::get_u64(p + 1, 2);
-      if (flags > 1 || key_size == 0 || key_size > max_key || key_size > left - 3) return std::nullopt;
+      if (flags > 3 || key_size == 0 || key_size > max_key || key_size > left - 3) return std::nullopt;
       m.kind = forward_kind::request;
-      m.noreply = flags == 1;
+      m.noreply = (flags & 1) != 0;
+      m.final_hop = (flags & 2) != 0;
       m.key = text(p + 3, key_size);
       m.body = text(p + 3 + key_size, left - 3 - key_size);
       return m;

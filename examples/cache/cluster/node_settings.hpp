@@ -34,6 +34,12 @@ inline dhtkit::node_config make_node_config(const options& opt) {
   c.replication.limits.max_message_size =
       std::max(c.replication.limits.max_message_size, c.stream_max_message);
   c.replication.limits.max_string_size = std::max(c.replication.limits.max_string_size, c.stream_max_message);
+  // A replica has this long to take a megabyte (an unoptimized build takes
+  // a few hundred milliseconds over loopback), a request this long in all.
+  c.replication.replica_timeout =
+      std::max(c.replication.replica_timeout, dhtkit::duration(dhtkit::millis(250)));
+  c.replication.request_timeout =
+      std::max(c.replication.request_timeout, dhtkit::duration(dhtkit::seconds(1)));
   c.max_pending_ops = 16384;  // client operations in progress: one per command being replicated
   c.replication.max_pending = 16384;
   return c;
