@@ -39,9 +39,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "dhtkit-cache: cluster: joined as %s\n", opt->cluster_name.c_str());
       server.context().cluster = cluster.get();
       server.on_first_signal([&cluster](std::function<void()> stop) {
-        cluster->leave([stop = std::move(stop)](bool complete) {
-          std::fprintf(stderr, "dhtkit-cache: cluster: left%s\n",
-                       complete ? ", ranges handed off" : " before every range was handed off (timeout)");
+        cluster->leave([stop = std::move(stop)](const std::string& outcome) {
+          std::fprintf(stderr, "dhtkit-cache: cluster: %s\n", outcome.c_str());
           std::fflush(stderr);
           stop();
         });

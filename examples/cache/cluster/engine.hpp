@@ -51,8 +51,9 @@ class cluster_engine : public cluster_hooks {
  public:
   // Joins through --join (or founds a cluster); an error message on failure.
   virtual std::optional<std::string> join() = 0;
-  // Graceful leave (hands this node's ranges off); done() runs on the engine's thread.
-  virtual void leave(std::function<void(bool complete)> done) = 0;
+  // Graceful leave (hands this node's ranges off); done(what happened) runs
+  // on the engine's thread.
+  virtual void leave(std::function<void(std::string outcome)> done) = 0;
   // Where the node listens for peers (UDP gossip; TCP data).
   virtual std::string describe() const = 0;
 };
@@ -100,8 +101,17 @@ class engine final : public cluster_engine {
     return std::nullopt;
   }
 
-  void leave(std::function<void(bool)> done) override {
-    node_->async_leave([done = std::move(done)](std::error_code ec) { done(!ec); });
+  void leave(std::function<void(std::string)> done) override {
+    asio::post(node_->get_executor(), [this, done = std::move(done)]() mutable {
+      auto live = node_->core().live_members();
+      std::erase(live, node_->id());
+      // The last node has no one to hand its ranges to: waiting out
+      // leave_timeout would only delay the exit.
+      if (live.empty()) return done("left: the last node of its cluster, its items go with it");
+      node_->async_leave([done = std::move(done)](std::error_code ec) {
+        done(ec ? "left before every range was handed off (" + ec.message() + ")" : "left, ranges handed off");
+      });
+    });
   }
 
   std::string describe() const override {
