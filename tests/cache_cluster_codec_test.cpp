@@ -44,6 +44,10 @@ TEST_CASE("cache record: every field survives encoding") {
   const auto b = encode_record(r);
   const auto back = decode_record(b, 1 << 20);
   REQUIRE(back);
+  const auto head = peek_record(b, 1 << 20);
+  REQUIRE(head);
+  CHECK(head->stamp == r.stamp);
+  CHECK(head->exptime_unix == r.exptime_unix);
   CHECK(back->stamp == r.stamp);
   CHECK(back->writer == r.writer);
   CHECK(back->same_item(r));
@@ -51,8 +55,10 @@ TEST_CASE("cache record: every field survives encoding") {
 
 TEST_CASE("cache record: truncated, padded, oversized or foreign bytes are refused") {
   const auto good = encode_record(sample(1, 2, "hello"));
-  for (std::size_t n = 0; n < good.size(); ++n)
+  for (std::size_t n = 0; n < good.size(); ++n) {
     CHECK_FALSE(decode_record(std::span(good.data(), n), 1 << 20));  // every truncation
+    CHECK_FALSE(peek_record(std::span(good.data(), n), 1 << 20));
+  }
   auto padded = good;
   padded.push_back(std::byte{0});
   CHECK_FALSE(decode_record(padded, 1 << 20));

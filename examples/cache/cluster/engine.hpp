@@ -109,7 +109,8 @@ class engine final : public cluster_engine {
       // leave_timeout would only delay the exit.
       if (live.empty()) return done("left: the last node of its cluster, its items go with it");
       node_->async_leave([done = std::move(done)](std::error_code ec) {
-        done(ec ? "left before every range was handed off (" + ec.message() + ")" : "left, ranges handed off");
+        done(ec ? "left before every range was handed off (" + ec.message() + ")"
+                : "left, ranges handed off");
       });
     });
   }
@@ -428,12 +429,26 @@ class engine final : public cluster_engine {
     });
   }
 
+  // Removes keys all of whose live versions are expired or flushed (every
+  // replica does the same at the same absolute time). Headers only: no value
+  // is copied.
   void sweep() {
     const std::int64_t now_unix = static_cast<std::int64_t>(coordinator_state::wall_ms() / 1000);
     std::vector<std::string> gone;
     storage_.for_each_in_range(0, 0, [&](std::string_view key, const dhtkit::versioned_entry& e) {
-      const auto r = resolve(e.siblings(), opt_.max_item_size);
-      if (r.winner && state_.gone(*r.winner, now_unix)) gone.emplace_back(key);
+      bool any_live = false, all_gone = true;
+      for (const auto& v : e.siblings()) {
+        if (v.tombstone) continue;
+        any_live = true;
+        const auto h = peek_record(v.value, opt_.max_item_size);
+        cache_record r;
+        if (h) {
+          r.stamp = h->stamp;
+          r.exptime_unix = h->exptime_unix;
+        }
+        all_gone = all_gone && h && state_.gone(r, now_unix);
+      }
+      if (any_live && all_gone) gone.emplace_back(key);
     });
     for (const auto& k : gone) storage_.remove(k);
     expired_removed_ += gone.size();

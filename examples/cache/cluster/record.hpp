@@ -108,6 +108,21 @@ inline std::optional<cache_record> decode_record(std::span<const std::byte> b, s
   return r;
 }
 
+// The fields the sweep needs, read without copying the value: nullopt for
+// bytes that are not a record.
+struct record_header {
+  std::uint64_t stamp = 0;
+  std::int64_t exptime_unix = 0;
+};
+inline std::optional<record_header> peek_record(std::span<const std::byte> b, std::size_t max_value) {
+  if (b.size() < detail::record_header || std::to_integer<std::uint8_t>(b[0]) != detail::record_magic)
+    return std::nullopt;
+  const std::uint64_t length = detail::get_u64(b.data() + 38, 4);
+  if (length > max_value || length != b.size() - detail::record_header) return std::nullopt;
+  return record_header{detail::get_u64(b.data() + 1),
+                       static_cast<std::int64_t>(detail::get_u64(b.data() + 29))};
+}
+
 struct resolved {
   std::optional<cache_record> winner{};  // nullopt: no live version (absent or deleted)
   std::size_t discarded = 0;             // live versions that lost to the winner (a conflict resolved)
