@@ -23,7 +23,14 @@
 //                    [--quick] [--rounds 3] [--seconds 10] [--threads 2] [--connections 4] [--depth N]
 // Each load runs twice per round, with 1 request in flight per connection
 // (what memcaslap does) and with 16 (a pipelining client); --depth picks one.
-// --quick: 1 round (unless --rounds is given), 1 s per load, 200,000 items.
+// --quick: 1 round (unless --rounds is given), 1 s per load, 20,000 keys
+// (unless --keys is given), 200,000 items.
+//
+// The cluster rows (bench/cache/README.md; --no-cluster leaves them out):
+// two three-node clusters, N=3 R=1 W=2 and N=3 R=2 W=2, loaded in the same
+// rounds with connections spread over their nodes; then a fourth node joins
+// the R=1 cluster under load (time until no handoff is in progress, the
+// throughput before and during, failed requests).
 //
 // The cost of a dhtkit-cache option, measured the same way: the baseline can
 // be another dhtkit-cache, and --dhtkit-flag (repeatable) adds a flag to the
@@ -238,6 +245,21 @@ class server_process {
   void terminate() {
     if (pid_ > 0 && !terminated_) ::kill(pid_, SIGTERM);
     terminated_ = true;
+  }
+  // CPU time used so far (user + system), from /proc/PID/stat.
+  double cpu_seconds() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) return 0;
+    std::vector<std::string> fields;
+    std::size_t at = close + 2;
+    for (std::size_t space; fields.size() < 13 && (space = stat.find(' ', at)) != std::string::npos;
+         at = space + 1)
+      fields.push_back(stat.substr(at, space - at));
+    if (fields.size() < 13) return 0;
+    return static_cast<double>(std::stoull(fields[11]) + std::stoull(fields[12])) /
+           static_cast<double>(::sysconf(_SC_CLK_TCK));
   }
   double rss_mib() const {
     std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
@@ -735,6 +757,26 @@ class cluster {
         return false;
     return true;
   }
+  // Waits (bounded) until the nodes together use less than 10% of a core over
+  // a second: after a bulk load, replication's background work (anti-entropy)
+  // goes on for a while, and the rounds should measure the steady state.
+  // Returns the seconds waited, or -1 if still busy at the timeout; idle_cores
+  // gets the CPU the idle nodes used together over the last second (cores).
+  double wait_quiet(std::chrono::seconds timeout, double& idle_cores) const {
+    const auto start = clock_type::now();
+    auto total = [&] {
+      double sum = 0;
+      for (const auto& n : nodes_) sum += n->cpu_seconds();
+      return sum;
+    };
+    while (clock_type::now() - start < timeout) {
+      const double before = total();
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      idle_cores = total() - before;
+      if (idle_cores < 0.1) return std::chrono::duration<double>(clock_type::now() - start).count();
+    }
+    return -1;
+  }
   // The sum over the nodes of stats cluster's handoffs_in_progress.
   long handoffs_in_progress() const {
     long sum = 0;
@@ -776,7 +818,9 @@ struct target {
 // different one each round. loads[target][depth index][round].
 using rounds_table = std::vector<std::vector<std::vector<load_result>>>;
 
-rounds_table measure_loads(const config& cfg, const std::vector<target>& targets) {
+rounds_table measure_loads(const config& cfg, const std::vector<target>& targets,
+                           const std::vector<const cluster*>& quiet, std::vector<double>& idle_cores) {
+  idle_cores.assign(quiet.size(), 0);
   for (const auto& t : targets) {
     const auto start = clock_type::now();
     // A cluster node replicates each set before it answers, within its request
@@ -788,6 +832,16 @@ rounds_table measure_loads(const config& cfg, const std::vector<target>& targets
     std::fprintf(stderr, "%-10s loaded %zu keys in %.1f s (%llu sets answered SERVER_ERROR)\n",
                  t.name.c_str(), cfg.keys, std::chrono::duration<double>(clock_type::now() - start).count(),
                  static_cast<unsigned long long>(errors));
+  }
+  for (std::size_t i = 0; i < quiet.size(); ++i) {
+    const int timeout = cfg.quick ? 5 : 20;
+    const double waited = quiet[i]->wait_quiet(std::chrono::seconds(timeout), idle_cores[i]);
+    if (waited < 0)
+      std::fprintf(stderr,
+                   "%-10s still busy %d s after loading, idle nodes using %.2f cores (measured anyway)\n",
+                   quiet[i]->name().c_str(), timeout, idle_cores[i]);
+    else
+      std::fprintf(stderr, "%-10s quiet %.0f s after loading\n", quiet[i]->name().c_str(), waited);
   }
   const std::size_t n = targets.size();
   rounds_table out(n, std::vector<std::vector<load_result>>(cfg.depths.size()));
@@ -934,7 +988,8 @@ std::string json_array(const std::vector<double>& v) {
 
 std::optional<config> parse(int argc, char** argv) {
   config cfg;
-  std::optional<int> rounds;  // --rounds; else 3, or 1 with --quick
+  std::optional<int> rounds;        // --rounds; else 3, or 1 with --quick
+  std::optional<std::size_t> keys;  // --keys; else 100,000, or 20,000 with --quick
 #ifdef DHTKIT_CACHE_BINARY
   cfg.dhtkit = DHTKIT_CACHE_BINARY;
 #endif
@@ -962,6 +1017,8 @@ std::optional<config> parse(int argc, char** argv) {
       cfg.connections = std::atoi(v);
     } else if (a == "--depth" && (v = next())) {
       cfg.depths = {std::atoi(v)};
+    } else if (a == "--keys" && (v = next())) {
+      keys = static_cast<std::size_t>(std::atoll(v));
     } else if (a == "--no-cluster") {
       cfg.cluster = false;
     } else if (a == "--cluster-profile" && (v = next())) {
@@ -974,7 +1031,7 @@ std::optional<config> parse(int argc, char** argv) {
           "usage: %s [--quick] [--dhtkit PATH] [--memcached PATH] [--rounds N (default 3, --quick 1)] "
           "[--seconds S] [--threads N] [--connections N] [--depth N (default: both 1 and 16)] "
           "[--dhtkit-flag FLAG]... [--baseline-name NAME] [--no-cluster] [--cluster-profile local|lan|wan] "
-          "[--node-logs DIR]\n",
+          "[--node-logs DIR] [--keys N (default 100000, --quick 20000)]\n",
           argv[0]);
       return std::nullopt;
     }
@@ -986,10 +1043,14 @@ std::optional<config> parse(int argc, char** argv) {
   if (cfg.quick) {
     cfg.seconds = std::min(cfg.seconds, 1.0);
     cfg.rss_items = 200000;
+    // Loading a cluster replicates every set, so 100,000 keys alone take
+    // longer than the whole quick run should.
+    cfg.keys = 20000;
     cfg.rounds = 1;
   }
   if (rounds) cfg.rounds = *rounds;
-  if (cfg.seconds <= 0 || cfg.threads < 1 || cfg.connections < 1 || cfg.depths.front() < 1 ||
+  if (keys) cfg.keys = *keys;
+  if (cfg.keys < 1 || cfg.seconds <= 0 || cfg.threads < 1 || cfg.connections < 1 || cfg.depths.front() < 1 ||
       cfg.rounds < 1) {
     std::fprintf(stderr, "%s: --rounds, --seconds, --threads, --connections and --depth must be positive\n",
                  argv[0]);
@@ -1022,7 +1083,10 @@ int main(int argc, char** argv) {
           clusters.push_back(std::move(c));
         }
       }
-      const rounds_table loads = measure_loads(*cfg, targets);
+      std::vector<const cluster*> quiet;
+      for (const auto& c : clusters) quiet.push_back(c.get());
+      std::vector<double> idle_cores;  // per cluster: CPU its idle nodes used after loading
+      const rounds_table loads = measure_loads(*cfg, targets, quiet, idle_cores);
 
       struct figure {
         const char* name;
@@ -1057,7 +1121,12 @@ int main(int argc, char** argv) {
           for (std::size_t f = 0; f < std::size(figures); ++f) {
             std::string extra = ",\"rounds_value\":" + json_array(per_round[t][f]) +
                                 ",\"rounds_baseline\":" + json_array(per_round[0][f]);
-            if (is_cluster) extra += ",\"failed\":" + std::to_string(failed);
+            if (is_cluster) {
+              char idle[64];
+              std::snprintf(idle, sizeof idle, ",\"failed\":%llu,\"idle_cpu_cores\":%.3f",
+                            static_cast<unsigned long long>(failed), idle_cores[t - 2]);
+              extra += idle;
+            }
             out.emit((is_cluster ? "cluster/" : "") + std::string(figures[f].name), params, med[t][f],
                      figures[f].unit, {cfg->baseline_name.c_str(), med[0][f]}, extra);
           }

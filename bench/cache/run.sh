@@ -2,9 +2,10 @@
 # dhtkit-cache beside Debian's memcached, in one run, on Release builds:
 #   bash bench/cache/run.sh [--quick] [bench_cache_load flags...]
 # Configures and builds build/release (only dhtkit-cache and bench_cache_load),
-# then runs bench_cache_load, which starts `memcached -t 2 -m 1024` and
-# `dhtkit-cache -t 2 -m 1024` in turn on free loopback ports and prints JSON
-# Lines (bench/support/bench.hpp) on stdout, a table on stderr.
+# then runs bench_cache_load, which starts `memcached -t 2 -m 1024`,
+# `dhtkit-cache -t 2 -m 1024` and two three-node dhtkit-cache clusters (N=3
+# R=1 W=2 and R=2 W=2; --no-cluster leaves them out) on free loopback ports and
+# prints JSON Lines (bench/support/bench.hpp) on stdout, a table on stderr.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build="$root/build/release"
