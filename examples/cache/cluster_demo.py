@@ -130,7 +130,7 @@ class Node:
         self.proc.kill()
         self.proc.wait()
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout=15.0):
         """SIGTERM (graceful leave); SIGKILL if it takes longer than timeout. Returns the exit status."""
         if self.proc is None:
             return None
@@ -336,14 +336,22 @@ def run(nodes):
     step("6. Stop the cluster with SIGTERM, one node after another")
     say("   SIGTERM asks a node to leave gracefully: it hands its share of the keys to the")
     say("   nodes that stay, tells them it is leaving, and exits 0.")
+    staying = [a, b, c]
     for n in (c, b, a):
         stopping = time.monotonic()
         status = n.stop()
         left = f"exit {status}" if isinstance(status, int) else status
-        say(f"   node {n.name}: {left} after {time.monotonic() - stopping:.1f} s")
         if status != 0:
             raise DemoFailed(f"node {n.name} did not leave cleanly ({left}); its last stderr lines:\n  "
                              + "\n  ".join(n.log[-10:]))
+        staying.remove(n)
+        if staying:
+            wait_until(f"{', '.join(m.name for m in staying)} listing {n.name} as left",
+                       lambda: all(members(m.stats_cluster()).get(n.name) in ("left", None) for m in staying), 10)
+            say(f"   node {n.name}: {left} after {time.monotonic() - stopping:.1f} s; "
+                f"{' and '.join(m.name for m in staying)} list it as left.")
+        else:
+            say(f"   node {n.name}, the last one: {left} after {time.monotonic() - stopping:.1f} s.")
     say()
     say(f"Done in {time.monotonic() - START:.1f} s. Every key written was read back through every")
     say("route above. To run your own cluster, see README: 'A cache cluster by hand'.")
