@@ -349,7 +349,7 @@ def run(nodes):
             wait_until(f"{', '.join(m.name for m in staying)} listing {n.name} as left",
                        lambda: all(members(m.stats_cluster()).get(n.name) in ("left", None) for m in staying), 10)
             say(f"   node {n.name}: {left} after {time.monotonic() - stopping:.1f} s; "
-                f"{' and '.join(m.name for m in staying)} list it as left.")
+                f"{' and '.join(m.name for m in staying)} {'list' if len(staying) > 1 else 'lists'} it as left.")
         else:
             say(f"   node {n.name}, the last one: {left} after {time.monotonic() - stopping:.1f} s.")
     say()
