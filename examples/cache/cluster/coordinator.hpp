@@ -52,6 +52,9 @@ struct coordinator_state {
   std::uint64_t commands_run = 0;        // commands this node ran as coordinator
   std::uint64_t writes_failed = 0;       // replications that missed their quorum
   std::uint64_t requests_failed = 0;     // commands answered SERVER_ERROR by the cluster
+  // Joined through others recently: a miss in this node's own replica is
+  // confirmed by a quorum read (the engine clears it after a while).
+  bool young = false;
 
   static std::uint64_t wall_ms() {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -111,11 +114,15 @@ class coordinator {
     const auto& core = node_.core();
     if (settings_.r == 1 && core.holds(j.key) && core.ready(j.key)) {
       auto entry = storage_.get(j.key);
-      if (!entry) return execute(std::move(j), {}, {});
-      return execute(std::move(j), entry->siblings(), entry->context());
+      if (entry) return execute(std::move(j), entry->siblings(), entry->context());
+      // A node that joined a while ago and misses a key: the key is absent.
+      // A young one may be a node restarted empty that kept its place (its
+      // ranges count as ready without a handoff): its miss is checked below.
+      if (!state_.young) return execute(std::move(j), {}, {});
     }
     // Off the fast path (this node's copy is not the one to trust: its range
-    // is still filling after a join, or it is not a holder) a read of R = 1
+    // is still filling after a join, it is not a holder, or it is young and
+    // missed) a read of R = 1
     // could meet a replica that missed the last write: read enough replicas
     // to overlap every write quorum instead (R + W > N).
     dhtkit::request_options o;

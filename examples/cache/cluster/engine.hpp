@@ -95,6 +95,17 @@ class engine final : public cluster_engine {
     const auto ec = f.get();  // the node's join_timeout bounds it
     if (ec) return "cannot join the cluster: " + ec.message();
     asio::post(node_->get_executor(), [this] {
+      // A node that joined others may be one restarted empty within
+      // dead_member_grace, holding ranges no handoff refilled: for a while
+      // its misses are confirmed by a quorum read (which also repairs it).
+      if (!opt_.join.empty()) {
+        const auto& cfg = node_->core().config();
+        state_.young = true;
+        young_until_ = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           cfg.dead_member_grace + cfg.handoff.not_ready_timeout) +
+                       std::chrono::seconds(30);
+      }
       refresh_snapshot();
       tick();
     });
@@ -417,6 +428,7 @@ class engine final : public cluster_engine {
                        : "SERVER_ERROR flush_all applied on " + std::to_string(applied) + " of " +
                              std::to_string(p.members) + " nodes\r\n");
     }
+    if (state_.young && now >= young_until_) state_.young = false;
     if (delayed_flush_ && delayed_flush_->second <= coordinator_state::wall_ms()) {
       state_.applied_flush = std::max(state_.applied_flush, delayed_flush_->first);
       delayed_flush_.reset();
@@ -484,6 +496,7 @@ class engine final : public cluster_engine {
   std::optional<std::pair<std::uint64_t, std::uint64_t>> delayed_flush_;  // stamp, when (ms)
   std::map<std::string, std::string> members_;                            // name -> state, from events
   std::uint64_t ticks_ = 0;
+  std::chrono::steady_clock::time_point young_until_{};  // coordinator_state::young until then
   std::uint64_t requests_forwarded_ = 0, requests_served_for_others_ = 0;
   std::uint64_t malformed_messages_ = 0, expired_removed_ = 0;
 
