@@ -354,7 +354,7 @@ def run(nodes):
             say(f"   node {n.name}, the last one: {left} after {time.monotonic() - stopping:.1f} s.")
     say()
     say(f"Done in {time.monotonic() - START:.1f} s. Every key written was read back through every")
-    say("route above. To run your own cluster, see README: 'A cache cluster by hand'.")
+    say("route above. To run your own cluster, see README: 'A cluster of dhtkit-cache nodes'.")
 
 
 def main():
