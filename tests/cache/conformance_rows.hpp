@@ -1,7 +1,7 @@
 // The rows of tests/cache/conformance_golden.txt and how their replies are
 // compared (the escapes, the CAS masking, the stats rows): shared by the
-// tests that replay them (cache_cluster_session_test.cpp; the same code as in
-// cache_conformance_test.cpp, which may include this header instead).
+// tests that replay them (cache_conformance_test.cpp into a single server's
+// session, cache_cluster_session_test.cpp through a cluster's).
 #pragma once
 
 #include <algorithm>
