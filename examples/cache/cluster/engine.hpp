@@ -309,73 +309,11 @@ class engine final : public cluster_engine {
     }
   }
 
-  // flush_all, in two rounds so that every node ends with the same flush
-  // stamp, above every write any of them had acknowledged before it:
-  //  1. each live member applies the flush at max(stamp, its own clock) and
-  //     answers the stamp it applied;
-  //  2. the highest of those goes to all of them again, applied exactly and
-  //     observed by their clocks.
-  // Writes that raced the flush may be flushed or not, as on one memcached; a
-  // write sent after the OK is above the stamp on every node. A delayed flush
-  // needs one round: its stamp is its time. SERVER_ERROR names how many nodes
-  // applied it when some did not answer in time.
-  void flush_all(const deferred_request& r, std::function<void(std::string)> done) {
-    const std::uint64_t wall = coordinator_state::wall_ms();
-    std::uint64_t stamp = 0, at_ms = 0;
-    if (r.flush_unix > 0 && static_cast<std::uint64_t>(r.flush_unix) * 1000 > wall) {
-      at_ms = static_cast<std::uint64_t>(r.flush_unix) * 1000;
-      stamp = at_ms << hybrid_clock::logical_bits;
-    }
-    pending_flush p;
-    p.done = std::move(done);
-    p.noreply = r.noreply;
-    p.at_ms = at_ms;
-    p.round = at_ms == 0 ? 1 : 2;
-    p.stamp = apply_flush(stamp, at_ms);
-    flush_round(next_id_++, std::move(p));
-  }
-
-  void flush_round(std::uint64_t id, pending_flush p) {
-    auto live = node_->core().live_members();
-    std::erase(live, node_->id());
-    forward_message m;
-    m.kind = p.round == 1 || p.at_ms != 0 ? forward_kind::flush : forward_kind::flush_exact;
-    m.id = id;
-    m.flush_stamp = p.stamp;
-    m.flush_at_ms = p.at_ms;
-    const auto bytes = encode_forward(m);
-    p.members = live.size() + 1;
-    p.waiting = 0;
-    p.deadline = std::chrono::steady_clock::now() + forward_timeout();
-    for (const auto member : live)
-      if (!node_->send_application(member, bytes)) ++p.waiting;
-    if (p.waiting == 0) return flush_round_done(id, std::move(p));
-    flushes_[id] = std::move(p);
-  }
-
-  void flush_round_done(std::uint64_t id, pending_flush p) {
-    if (p.round == 1) {
-      p.round = 2;
-      p.stamp = apply_flush(p.stamp, 0, true);
-      return flush_round(id, std::move(p));
-    }
-    p.done(p.noreply ? std::string() : "OK\r\n");
-  }
-
-  // Applies a flush here; returns the stamp it applied (for an immediate
-  // flush's first round, at least this node's clock: it covers every write
-  // it coordinated).
-  std::uint64_t apply_flush(std::uint64_t stamp, std::uint64_t at_ms, bool exact = false) {
-    if (at_ms == 0 || at_ms <= coordinator_state::wall_ms()) {
-      if (at_ms == 0 && !exact) stamp = std::max(stamp, state_.clock.now(coordinator_state::wall_ms()));
-      state_.clock.observe(stamp);
-      state_.applied_flush = std::max(state_.applied_flush, stamp);
-    } else {
-      state_.clock.observe(stamp);
-      delayed_flush_ = {stamp, at_ms};  // a later flush_all with a delay replaces it, as in memcached
-    }
-    return stamp;
-  }
+  // flush_all across the cluster (cluster/flush.hpp).
+  void flush_all(const deferred_request& r, std::function<void(std::string)> done);
+  void flush_round(std::uint64_t id, pending_flush p);
+  void flush_round_done(std::uint64_t id, pending_flush p);
+  std::uint64_t apply_flush(std::uint64_t stamp, std::uint64_t at_ms, bool exact = false);
 
   void on_event(const dhtkit::node_event& e) {
     using k = dhtkit::node_event_kind;
@@ -401,71 +339,9 @@ class engine final : public cluster_engine {
     log_line(ctx_.verbosity, log_level::warning, "cluster: %s is %s", e.name.c_str(), state);
   }
 
-  // Every 100 ms: forwards and flushes past their deadline fail; twice a
-  // second the stats snapshot is refreshed; every 2 s expired and flushed
-  // records are removed from storage.
-  void tick() {
-    const auto now = std::chrono::steady_clock::now();
-    for (auto it = forwards_.begin(); it != forwards_.end();) {
-      if (now < it->second.deadline) {
-        ++it;
-        continue;
-      }
-      ++state_.requests_failed;
-      auto p = std::move(it->second);
-      it = forwards_.erase(it);
-      p.done(p.noreply ? std::string() : "SERVER_ERROR no reply from the key's coordinator in time\r\n");
-    }
-    for (auto it = flushes_.begin(); it != flushes_.end();) {
-      if (now < it->second.deadline) {
-        ++it;
-        continue;
-      }
-      auto p = std::move(it->second);
-      it = flushes_.erase(it);
-      const std::size_t applied = p.members - p.waiting;
-      p.done(p.noreply ? std::string()
-                       : "SERVER_ERROR flush_all applied on " + std::to_string(applied) + " of " +
-                             std::to_string(p.members) + " nodes\r\n");
-    }
-    if (state_.young && now >= young_until_) state_.young = false;
-    if (delayed_flush_ && delayed_flush_->second <= coordinator_state::wall_ms()) {
-      state_.applied_flush = std::max(state_.applied_flush, delayed_flush_->first);
-      delayed_flush_.reset();
-    }
-    if (++ticks_ % 5 == 0) refresh_snapshot();
-    if (ticks_ % 20 == 0) sweep();
-    timer_.expires_after(std::chrono::milliseconds(100));
-    timer_.async_wait([this](std::error_code ec) {
-      if (!ec) tick();
-    });
-  }
-
-  // Removes keys all of whose live versions are expired or flushed (every
-  // replica does the same at the same absolute time). Headers only: no value
-  // is copied.
-  void sweep() {
-    const std::int64_t now_unix = static_cast<std::int64_t>(coordinator_state::wall_ms() / 1000);
-    std::vector<std::string> gone;
-    storage_.for_each_in_range(0, 0, [&](std::string_view key, const dhtkit::versioned_entry& e) {
-      bool any_live = false, all_gone = true;
-      for (const auto& v : e.siblings()) {
-        if (v.tombstone) continue;
-        any_live = true;
-        const auto h = peek_record(v.value, opt_.max_item_size);
-        cache_record r;
-        if (h) {
-          r.stamp = h->stamp;
-          r.exptime_unix = h->exptime_unix;
-        }
-        all_gone = all_gone && h && state_.gone(r, now_unix);
-      }
-      if (any_live && all_gone) gone.emplace_back(key);
-    });
-    for (const auto& k : gone) storage_.remove(k);
-    expired_removed_ += gone.size();
-  }
-
+  // Timers: deadlines, the stats snapshot, the expiry sweep (cluster/upkeep.hpp).
+  void tick();
+  void sweep();
   void refresh_snapshot();
 
   std::chrono::steady_clock::duration forward_timeout() const {
@@ -506,7 +382,9 @@ class engine final : public cluster_engine {
 
 }  // namespace dhtkit_cache::cluster
 
+#include "cluster/flush.hpp"
 #include "cluster/stats_snapshot.hpp"
+#include "cluster/upkeep.hpp"
 
 namespace dhtkit_cache::cluster {
 

@@ -57,6 +57,9 @@ void engine<Node>::refresh_snapshot() {
   num("cluster_read_repairs", st.read_repairs);
   num("cluster_anti_entropy_keys_repaired", st.ae_keys_repaired);
   num("cluster_expired_removed", expired_removed_);
+  // flush_all: the stamp below which items are gone, and when a delayed one takes effect (ms).
+  num("cluster_flush_stamp", state_.applied_flush);
+  num("cluster_flush_pending_at_ms", delayed_flush_ ? delayed_flush_->second : 0);
   num("cluster_malformed_messages", malformed_messages_ + state_.malformed_versions);
 
   const dhtkit::storage_stats ss = storage_.stats();

@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -148,6 +149,10 @@ class connection : public std::enable_shared_from_this<connection> {
   void pump() {
     while (!closed_) {
       if (!flush()) return;  // a write is pending (or the connection closed)
+      // flush_all is a barrier, as on one memcached that runs a connection's
+      // commands in order: it goes out once every earlier request has its
+      // reply, and nothing after it goes out before its own reply.
+      if (barrier_) return;
       if (status_ == session_status::close) {
         // quit or shutdown: after the replies still due are written.
         if (slots_.empty()) close();
@@ -191,6 +196,18 @@ class connection : public std::enable_shared_from_this<connection> {
     if (ctx_.cluster == nullptr) return close();  // cannot happen: only a cluster session defers
     const std::uint64_t seq = first_seq_ + slots_.size();
     slots_.push_back(reply_slot{{}, false, request.strip_end, request.noreply});
+    if (request.what == deferred_request::kind::flush_all) {
+      barrier_ = true;
+      barrier_seq_ = seq;
+      if (waiting_ > 0) {
+        held_flush_ = std::move(request);  // sent by complete() when the last earlier reply is in
+        return;
+      }
+    }
+    send(std::move(request), seq);
+  }
+
+  void send(deferred_request request, std::uint64_t seq) {
     ++waiting_;
     // done may run on any thread, even before dispatch returns: the reply is
     // posted back to this connection's thread, which owns the slots.
@@ -210,6 +227,12 @@ class connection : public std::enable_shared_from_this<connection> {
     slot.ready = true;
     held_bytes_ += slot.bytes.size();
     --waiting_;
+    if (barrier_ && seq == barrier_seq_) barrier_ = false;
+    if (held_flush_ && waiting_ == 0) {
+      deferred_request flush = std::move(*held_flush_);
+      held_flush_.reset();
+      send(std::move(flush), barrier_seq_);
+    }
     pump();
   }
 
@@ -309,11 +332,14 @@ class connection : public std::enable_shared_from_this<connection> {
   session_status status_ = session_status::need_input;
   std::string out_;
   std::size_t out_offset_ = 0;
-  std::deque<reply_slot> slots_;  // replies after out_, in request order
-  std::uint64_t first_seq_ = 0;   // the sequence number of slots_.front()
-  std::size_t waiting_ = 0;       // slots whose reply is still to come
-  std::size_t held_bytes_ = 0;    // bytes of the ready slots
-  int reads_left_ = 0;            // reads this readiness event may still do
+  std::deque<reply_slot> slots_;                // replies after out_, in request order
+  std::uint64_t first_seq_ = 0;                 // the sequence number of slots_.front()
+  std::size_t waiting_ = 0;                     // slots whose reply is still to come
+  bool barrier_ = false;                        // a flush_all is out (or held): nothing after it goes out yet
+  std::uint64_t barrier_seq_ = 0;               // its slot
+  std::optional<deferred_request> held_flush_;  // a flush_all waiting for the earlier replies
+  std::size_t held_bytes_ = 0;                  // bytes of the ready slots
+  int reads_left_ = 0;                          // reads this readiness event may still do
   bool read_armed_ = false;
   bool write_armed_ = false;
   asio::steady_timer idle_timer_;
