@@ -86,13 +86,13 @@ struct node_status {
   std::error_code error{};  ///< name_in_use, timed_out (a leave that could not hand everything off) ...
 };
 
-/// Everything one call to a node core produced.
 /// An application's message from another member (basic_node_core::send_application).
 struct application_delivery {
   node_id from{};   ///< the member that sent it (checked: a live member, at its own address)
   bytes payload{};  ///< what it sent, as it sent it
 };
 
+/// Everything one call to a node core produced.
 template <class Endpoint>
 struct node_outbox : message_outbox<lane_address<Endpoint>> {
   std::vector<put_completion> puts{};  ///< outcomes of put() and erase(), by request id
