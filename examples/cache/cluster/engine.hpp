@@ -81,8 +81,10 @@ class engine final : public cluster_engine {
     asio::post(node_->get_executor(), [this] {
       timer_.cancel();
       node_->close();
-      for (auto& [id, p] : forwards_) p.done("SERVER_ERROR shutting down\r\n");
+      for (auto& [id, p] : forwards_) p.done(p.noreply ? std::string() : "SERVER_ERROR shutting down\r\n");
       forwards_.clear();
+      for (auto& [id, p] : flushes_) p.done(p.noreply ? std::string() : "SERVER_ERROR shutting down\r\n");
+      flushes_.clear();
     });
     guard_.reset();
     if (thread_.joinable()) thread_.join();
