@@ -122,9 +122,8 @@ class coordinator {
     }
     // Off the fast path (this node's copy is not the one to trust: its range
     // is still filling after a join, it is not a holder, or it is young and
-    // missed) a read of R = 1
-    // could meet a replica that missed the last write: read enough replicas
-    // to overlap every write quorum instead (R + W > N).
+    // missed) a read of R = 1 could meet a replica that missed the last
+    // write: read enough replicas to overlap every write quorum (R + W > N).
     dhtkit::request_options o;
     o.r = std::max(settings_.r, std::min(settings_.n, settings_.n + 1 - std::min(settings_.w, settings_.n)));
     std::string key = j.key;
