@@ -77,6 +77,9 @@ std::uint64_t engine<Node>::apply_flush(std::uint64_t stamp, std::uint64_t at_ms
     if (at_ms == 0 && !exact) stamp = std::max(stamp, state_.clock.now(coordinator_state::wall_ms()));
     state_.clock.observe(stamp);
     state_.applied_flush = std::max(state_.applied_flush, stamp);
+    // memcached keeps one flush time: a flush_all replaces a delayed one
+    // still to come (a test resets a server that way).
+    delayed_flush_.reset();
   } else {
     // Not observed by the clock: that would stamp every write until then in
     // the future, and so above the flush meant to remove it.
