@@ -192,7 +192,12 @@ class engine final : public cluster_engine {
   }
   std::unique_ptr<Node> open_node(const dhtkit::node_config& cfg) {
     auto n = Node::open(io_.get_executor(), cfg, storage_, hints_, journal_);
-    if (!n) throw std::runtime_error("cluster port " + cfg.listen + ": " + n.error().message());
+    if (!n) {
+      std::string seeds;
+      for (const auto& s : cfg.seeds) seeds += (seeds.empty() ? "" : ",") + s;
+      throw std::runtime_error("cannot start the cluster node (--cluster-port at " + cfg.listen +
+                               (seeds.empty() ? "" : ", --join " + seeds) + "): " + n.error().message());
+    }
     return std::make_unique<Node>(std::move(*n));
   }
 
