@@ -32,8 +32,8 @@ struct deferred_request {
     flush_all,  // flush_all: applies to every node of the cluster
   };
   kind what = kind::keyed;
-  std::string key{};    // keyed: the key as stored (meta's base64 key decoded)
-  std::string bytes{};  // the request as a single memcached reads it: line "\r\n" [data "\r\n"]
+  std::string key{};     // keyed: the key as stored (meta's base64 key decoded)
+  std::string bytes{};   // the request as a single memcached reads it: line "\r\n" [data "\r\n"]
   bool noreply = false;  // text noreply: the client wants no reply, not even an error
   // One key of a multiget (get/gets/gat/gats with several keys): its reply's
   // trailing "END\r\n" is dropped; the session writes the one END after the last key.
