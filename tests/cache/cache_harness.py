@@ -213,14 +213,18 @@ def read_until(sock, until, timeout=10.0):
     return got
 
 
-def stats(sock):
-    reply = request(sock, b"stats\r\n", (b"END\r\n", b"ERROR\r\n"))
+def parse_stats(reply):
+    """A stats reply's STAT lines as {name: value}."""
     result = {}
     for line in reply.split(b"\r\n"):
         parts = line.split(b" ", 2)
         if len(parts) == 3 and parts[0] == b"STAT":
             result[parts[1].decode()] = parts[2].decode()
     return result
+
+
+def stats(sock):
+    return parse_stats(request(sock, b"stats\r\n", (b"END\r\n", b"ERROR\r\n")))
 
 
 def require_tools(*names):

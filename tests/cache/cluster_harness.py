@@ -74,12 +74,7 @@ def cluster_stats(port, timeout=3.0):
     """`stats cluster` of the node at client port `port` as {name: value}."""
     with socket.create_connection((HOST, port), timeout=timeout) as s:
         reply = h.request(s, b"stats cluster\r\n", (b"END\r\n", b"ERROR\r\n"), timeout)
-    result = {}
-    for line in reply.split(b"\r\n"):
-        parts = line.split(b" ", 2)
-        if len(parts) == 3 and parts[0] == b"STAT":
-            result[parts[1].decode()] = parts[2].decode()
-    return result
+    return h.parse_stats(reply)
 
 
 class Node:
