@@ -310,7 +310,10 @@ def plaintext_clients(c, binary, certs):
         c.check(h.request(tls_client, b"version\r\n").startswith(b"VERSION"),
                 "a TLS client connected before is still served")
         c.check(tls_version_ok(server, ctx), "a new TLS client is served after the plaintext ones")
-        c.equal(wait_stat(server, ctx, "ssl_handshake_errors", base + 2), str(base + 2), "plaintext clients: counted")
+        # memcached 1.6.18 counted one or both of these, varying between runs.
+        if not h.is_memcached(binary):
+            c.equal(wait_stat(server, ctx, "ssl_handshake_errors", base + 2), str(base + 2),
+                    "plaintext clients: counted")
         if timeout_flag:
             # A silent client would pin a connection slot: --ssl-handshake-timeout 1 closes it.
             silent = server.connect()
