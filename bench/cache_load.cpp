@@ -43,6 +43,12 @@
 // SIGHUP or SIGQUIT to this program; a server started without `-u` also gets
 // SIGKILL from the kernel if this program dies of anything else.
 //
+// TLS (--tls-cert FILE --tls-key FILE; bench/cache/run.sh --tls makes them):
+// two more targets in the same rounds, memcached -Z and dhtkit-cache -Z with
+// that certificate, driven over TLS (OpenSSL, non-blocking, handshakes before
+// the timed window). Rows tls/... compare dhtkit-cache -Z with memcached -Z,
+// rows tls_cost/... dhtkit-cache -Z with the plain dhtkit-cache of the run.
+//
 // Why not memcaslap: it reports means and a log2 histogram, not p50/p99, and
 // one outstanding request per connection cannot keep a server busy on
 // loopback; this client pipelines.
@@ -62,6 +68,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -76,9 +83,15 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "support/bench.hpp"
+
+#ifdef DHTKIT_BENCH_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
 
 namespace {
 
@@ -103,6 +116,7 @@ struct config {
   std::string cluster_profile = "local";  // loopback: what the tests and the demo use
   std::size_t cluster_load_batch = 100;   // sets in flight per connection while a cluster is loaded
   std::string node_logs;                  // --node-logs DIR: each cluster node's stderr in DIR/<name>.log
+  std::string tls_cert, tls_key;          // --tls-cert, --tls-key: also measure both servers with -Z
 };
 
 // ---- processes ------------------------------------------------------------
@@ -358,7 +372,102 @@ std::size_t reply_length(std::string_view in, bool is_get, bool& failed) {
   return end + 5;
 }
 
+// ---- TLS on the client side ----------------------------------------------
+
+#ifdef DHTKIT_BENCH_TLS
+// One client context for every TLS connection (no verification: the
+// certificate is the bench's own, on loopback).
+SSL_CTX* client_tls_context() {
+  static SSL_CTX* ctx = [] {
+    SSL_CTX* c = SSL_CTX_new(TLS_client_method());
+    if (c == nullptr) throw std::runtime_error("SSL_CTX_new failed");
+    SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return c;
+  }();
+  return ctx;
+}
+using ssl_handle = SSL*;
+#else
+using ssl_handle = void*;
+#endif
+
+// A client connection, plain or TLS: the handshake is done (blocking) here,
+// before the caller makes the socket non-blocking.
+struct client_socket {
+  int fd = -1;
+  ssl_handle ssl = nullptr;
+  client_socket() = default;
+  client_socket(int port, bool tls) : fd(connect_to(port)) {
+    if (fd < 0) throw std::runtime_error("connect failed");
+    if (!tls) return;
+#ifdef DHTKIT_BENCH_TLS
+    ssl = SSL_new(client_tls_context());
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1) throw std::runtime_error("TLS handshake failed");
+#else
+    throw std::runtime_error("this bench_cache_load was built without OpenSSL");
+#endif
+  }
+  client_socket(client_socket&& o) noexcept
+      : fd(std::exchange(o.fd, -1)), ssl(std::exchange(o.ssl, nullptr)) {}
+  client_socket& operator=(client_socket&& o) noexcept {
+    std::swap(fd, o.fd);
+    std::swap(ssl, o.ssl);
+    return *this;
+  }
+  ~client_socket() {
+#ifdef DHTKIT_BENCH_TLS
+    if (ssl != nullptr) SSL_free(ssl);
+#endif
+    if (fd >= 0) ::close(fd);
+  }
+  // As send/recv: bytes, or -1 with errno (EAGAIN when it would block, either
+  // way round for TLS), or 0 from recv at the end.
+  ssize_t send_some(const char* data, std::size_t size) {
+#ifdef DHTKIT_BENCH_TLS
+    if (ssl != nullptr)
+      return tls_result(SSL_write(ssl, data, static_cast<int>(std::min<std::size_t>(size, INT_MAX))));
+#endif
+    return ::send(fd, data, size, MSG_NOSIGNAL);
+  }
+  ssize_t recv_some(char* data, std::size_t size) {
+#ifdef DHTKIT_BENCH_TLS
+    if (ssl != nullptr)
+      return tls_result(SSL_read(ssl, data, static_cast<int>(std::min<std::size_t>(size, INT_MAX))));
+#endif
+    return ::recv(fd, data, size, 0);
+  }
+  // Whether a short read may leave bytes behind (TLS: OpenSSL may hold some).
+  bool short_read_drains() const { return ssl == nullptr; }
+  bool send_all(const std::string& data) {
+    std::size_t off = 0;
+    while (off < data.size()) {
+      const ssize_t n = send_some(data.data() + off, data.size() - off);
+      if (n <= 0) return false;
+      off += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+ private:
+#ifdef DHTKIT_BENCH_TLS
+  ssize_t tls_result(int r) {
+    if (r > 0) return r;
+    const int e = SSL_get_error(ssl, r);
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      errno = EAGAIN;
+      return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    errno = EIO;
+    return -1;
+  }
+#endif
+};
+
 struct conn {
+  client_socket sock;
   int fd = -1;
   std::string in;
   std::size_t in_off = 0;
@@ -402,7 +511,7 @@ void append_request(std::string& out, rng& r, const config& cfg, const std::stri
 void write_all(conn& c) {
   std::size_t off = 0;
   while (off < c.out.size()) {
-    const ssize_t n = ::send(c.fd, c.out.data() + off, c.out.size() - off, MSG_NOSIGNAL);
+    const ssize_t n = c.sock.send_some(c.out.data() + off, c.out.size() - off);
     if (n > 0) {
       off += static_cast<std::size_t>(n);
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -418,7 +527,7 @@ void write_all(conn& c) {
 // One client thread: `connections` connections, `depth` requests in flight on
 // each. Connection i of the run (first_conn + i) goes to ports[i % size]:
 // a cluster's connections are spread over its nodes.
-thread_result drive(const config& cfg, const std::vector<int>& ports, std::size_t first_conn,
+thread_result drive(const config& cfg, const std::vector<int>& ports, bool tls, std::size_t first_conn,
                     const load_window& w, std::uint64_t seed) {
   const auto warm_until = w.warm_until;
   const auto stop_at = w.stop_at;
@@ -430,8 +539,8 @@ thread_result drive(const config& cfg, const std::vector<int>& ports, std::size_
   std::vector<conn> conns(static_cast<std::size_t>(cfg.connections));
   for (std::size_t i = 0; i < conns.size(); ++i) {
     conn& c = conns[i];
-    c.fd = connect_to(ports[(first_conn + i) % ports.size()]);
-    if (c.fd < 0) throw std::runtime_error("connect failed");
+    c.sock = client_socket(ports[(first_conn + i) % ports.size()], tls);
+    c.fd = c.sock.fd;
     ::fcntl(c.fd, F_SETFL, O_NONBLOCK);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -460,10 +569,10 @@ thread_result drive(const config& cfg, const std::vector<int>& ports, std::size_
     for (int e = 0; e < n; ++e) {
       conn& c = conns[events[e].data.u64];
       for (;;) {
-        const ssize_t got = ::recv(c.fd, buf.data(), buf.size(), 0);
+        const ssize_t got = c.sock.recv_some(buf.data(), buf.size());
         if (got > 0) {
           c.in.append(buf.data(), static_cast<std::size_t>(got));
-          if (static_cast<std::size_t>(got) < buf.size()) break;
+          if (static_cast<std::size_t>(got) < buf.size() && c.sock.short_read_drains()) break;
         } else if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
           break;
         } else {
@@ -510,7 +619,7 @@ thread_result drive(const config& cfg, const std::vector<int>& ports, std::size_
       if (!c.out.empty()) write_all(c);
     }
   }
-  for (auto& c : conns) ::close(c.fd);
+  conns.clear();  // closes them
   ::close(ep);
   return res;
 }
@@ -520,7 +629,7 @@ thread_result drive(const config& cfg, const std::vector<int>& ports, std::size_
 // Every reply must be STORED, or SERVER_ERROR (a cluster's quorum not
 // reached), which is counted and returned: that key is then simply absent.
 std::uint64_t load(const std::vector<int>& ports, std::size_t count, std::size_t value_size, int parallel,
-                   std::size_t batch = 1000) {
+                   std::size_t batch = 1000, bool tls = false) {
   const std::string value(value_size, 'v');
   std::vector<std::thread> threads;
   std::atomic<bool> failed{false};
@@ -529,8 +638,10 @@ std::uint64_t load(const std::vector<int>& ports, std::size_t count, std::size_t
   std::atomic<bool> error_claimed{false};
   for (int t = 0; t < parallel; ++t) {
     threads.emplace_back([&, t] {
-      const int fd = connect_to(ports[static_cast<std::size_t>(t) % ports.size()]);
-      if (fd < 0) {
+      client_socket sock;
+      try {
+        sock = client_socket(ports[static_cast<std::size_t>(t) % ports.size()], tls);
+      } catch (const std::exception&) {
         failed = true;
         return;
       }
@@ -547,14 +658,14 @@ std::uint64_t load(const std::vector<int>& ports, std::size_t count, std::size_t
           out += value;
           out += "\r\n";
         }
-        if (::send(fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) {
+        if (!sock.send_all(out)) {
           failed = true;
           break;
         }
         in.clear();
         std::size_t lines = 0, scanned = 0;
         while (lines < end - start && !failed) {
-          const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+          const ssize_t n = sock.recv_some(buf.data(), buf.size());
           if (n <= 0) {
             failed = true;
             break;
@@ -573,7 +684,6 @@ std::uint64_t load(const std::vector<int>& ports, std::size_t count, std::size_t
         }
         if (failed) break;
       }
-      ::close(fd);
     });
   }
   for (auto& t : threads) t.join();
@@ -611,7 +721,7 @@ void add_buckets(std::vector<std::uint32_t>& into, const std::vector<std::uint32
 // them). Without stop_now, the load lasts cfg.seconds after a warm-up; with
 // it, until *stop_now (ops_per_s and the percentiles are then not meaningful:
 // the buckets are).
-load_result drive_all(const config& cfg, const std::vector<int>& ports,
+load_result drive_all(const config& cfg, const std::vector<int>& ports, bool tls = false,
                       const std::atomic<bool>* stop_now = nullptr,
                       clock_type::time_point* started = nullptr) {
   load_result out;
@@ -630,8 +740,9 @@ load_result drive_all(const config& cfg, const std::vector<int>& ports,
   for (int t = 0; t < cfg.threads; ++t)
     threads.emplace_back([&, t] {
       try {
-        results[static_cast<std::size_t>(t)] = drive(
-            cfg, ports, static_cast<std::size_t>(t * cfg.connections), w, static_cast<std::uint64_t>(t) + 1);
+        results[static_cast<std::size_t>(t)] =
+            drive(cfg, ports, tls, static_cast<std::size_t>(t * cfg.connections), w,
+                  static_cast<std::uint64_t>(t) + 1);
       } catch (...) {  // rethrown below, so it unwinds (and stops the servers) in the main thread
         errors[static_cast<std::size_t>(t)] = std::current_exception();
       }
@@ -811,6 +922,7 @@ class cluster {
 struct target {
   std::string name;
   std::vector<int> ports;
+  bool tls = false;  // a -Z server, driven over TLS
 };
 
 // Phase 1: every target up and loaded, then `rounds` rounds; in each, for
@@ -828,7 +940,7 @@ rounds_table measure_loads(const config& cfg, const std::vector<target>& targets
     const bool is_cluster = t.ports.size() > 1;
     const std::uint64_t errors =
         load(t.ports, cfg.keys, cfg.value_size, static_cast<int>(std::max<std::size_t>(2, t.ports.size())),
-             is_cluster ? cfg.cluster_load_batch : 1000);
+             is_cluster ? cfg.cluster_load_batch : 1000, t.tls);
     std::fprintf(stderr, "%-10s loaded %zu keys in %.1f s (%llu sets answered SERVER_ERROR)\n",
                  t.name.c_str(), cfg.keys, std::chrono::duration<double>(clock_type::now() - start).count(),
                  static_cast<unsigned long long>(errors));
@@ -851,7 +963,7 @@ rounds_table measure_loads(const config& cfg, const std::vector<target>& targets
       run.depth = cfg.depths[d];
       for (std::size_t turn = 0; turn < n; ++turn) {
         const std::size_t s = (turn + static_cast<std::size_t>(round)) % n;  // round 1: memcached first; ...
-        const load_result l = drive_all(run, targets[s].ports);
+        const load_result l = drive_all(run, targets[s].ports, targets[s].tls);
         out[s][d].push_back(l);
         std::fprintf(stderr,
                      "round %d/%d  %-10s depth %2d: %10.0f ops/s  p50 %8.1f us  p99 %8.1f us  failed %llu\n",
@@ -886,7 +998,7 @@ join_result measure_join(const config& cfg, cluster& c) {
   const std::vector<int> ports = c.ports();
   std::thread loader([&] {
     try {
-      load_out = drive_all(run, ports, &stop, &started);
+      load_out = drive_all(run, ports, false, &stop, &started);
     } catch (...) {
       load_error = std::current_exception();
     }
@@ -1025,13 +1137,17 @@ std::optional<config> parse(int argc, char** argv) {
       cfg.cluster_profile = v;
     } else if (a == "--node-logs" && (v = next())) {
       cfg.node_logs = v;
+    } else if (a == "--tls-cert" && (v = next())) {
+      cfg.tls_cert = v;
+    } else if (a == "--tls-key" && (v = next())) {
+      cfg.tls_key = v;
     } else {
       std::fprintf(
           stderr,
           "usage: %s [--quick] [--dhtkit PATH] [--memcached PATH] [--rounds N (default 3, --quick 1)] "
           "[--seconds S] [--threads N] [--connections N] [--depth N (default: both 1 and 16)] "
           "[--dhtkit-flag FLAG]... [--baseline-name NAME] [--no-cluster] [--cluster-profile local|lan|wan] "
-          "[--node-logs DIR] [--keys N (default 100000, --quick 20000)]\n",
+          "[--node-logs DIR] [--keys N (default 100000, --quick 20000)] [--tls-cert FILE --tls-key FILE]\n",
           argv[0]);
       return std::nullopt;
     }
@@ -1048,6 +1164,16 @@ std::optional<config> parse(int argc, char** argv) {
     cfg.keys = 20000;
     cfg.rounds = 1;
   }
+  if (cfg.tls_cert.empty() != cfg.tls_key.empty()) {
+    std::fprintf(stderr, "%s: --tls-cert and --tls-key go together\n", argv[0]);
+    return std::nullopt;
+  }
+#ifndef DHTKIT_BENCH_TLS
+  if (!cfg.tls_cert.empty()) {
+    std::fprintf(stderr, "%s: built without OpenSSL (Debian: libssl-dev): no --tls-cert\n", argv[0]);
+    return std::nullopt;
+  }
+#endif
   if (rounds) cfg.rounds = *rounds;
   if (keys) cfg.keys = *keys;
   if (cfg.keys < 1 || cfg.seconds <= 0 || cfg.threads < 1 || cfg.connections < 1 || cfg.depths.front() < 1 ||
@@ -1083,6 +1209,19 @@ int main(int argc, char** argv) {
           clusters.push_back(std::move(c));
         }
       }
+      // memcached -Z and dhtkit-cache -Z, after the clusters in `targets`.
+      const std::size_t tls_first = targets.size();
+      std::unique_ptr<server_process> memcached_tls, dhtkit_tls;
+      if (!cfg->tls_cert.empty()) {
+        const std::vector<std::string> z{"-Z", "-o",
+                                         "ssl_chain_cert=" + cfg->tls_cert + ",ssl_key=" + cfg->tls_key};
+        std::vector<std::string> flags = cfg->dhtkit_flags;
+        flags.insert(flags.end(), z.begin(), z.end());
+        memcached_tls = std::make_unique<server_process>("memcached_tls", server_argv(cfg->memcached, z));
+        dhtkit_tls = std::make_unique<server_process>("dhtkit_tls", server_argv(cfg->dhtkit, flags));
+        targets.push_back({"memcached_tls", {memcached_tls->port()}, true});
+        targets.push_back({"dhtkit_tls", {dhtkit_tls->port()}, true});
+      }
       std::vector<const cluster*> quiet;
       for (const auto& c : clusters) quiet.push_back(c.get());
       std::vector<double> idle_cores;  // per cluster: CPU its idle nodes used after loading
@@ -1107,7 +1246,7 @@ int main(int argc, char** argv) {
           }
         // targets[0] is the baseline; targets[1] the single dhtkit-cache (rows
         // named as before); then the clusters, named cluster/<figure>.
-        for (std::size_t t = 1; t < targets.size(); ++t) {
+        for (std::size_t t = 1; t < tls_first; ++t) {
           const bool is_cluster = t >= 2;
           std::snprintf(
               params, sizeof params,
@@ -1130,6 +1269,28 @@ int main(int argc, char** argv) {
             out.emit((is_cluster ? "cluster/" : "") + std::string(figures[f].name), params, med[t][f],
                      figures[f].unit, {cfg->baseline_name.c_str(), med[0][f]}, extra);
           }
+        }
+        if (targets.size() > tls_first) {
+          // tls/...: dhtkit-cache -Z against memcached -Z; tls_cost/...: against the plain dhtkit-cache.
+          const std::size_t mt = tls_first, dt = tls_first + 1;
+          std::snprintf(params, sizeof params,
+                        "\"server_threads\":2,\"get_set\":\"9:1\",\"value_bytes\":%zu,\"keys\":%zu,"
+                        "\"client_threads\":%d,\"connections\":%d,\"depth\":%d,\"seconds\":%g,\"rounds\":%d,"
+                        "\"tls\":true",
+                        cfg->value_size, cfg->keys, cfg->threads, cfg->threads * cfg->connections,
+                        cfg->depths[d], cfg->seconds, cfg->rounds);
+          for (std::size_t f = 0; f < std::size(figures); ++f) {
+            out.emit("tls/" + std::string(figures[f].name), params, med[dt][f], figures[f].unit,
+                     {"memcached_tls", med[mt][f]},
+                     ",\"rounds_value\":" + json_array(per_round[dt][f]) +
+                         ",\"rounds_baseline\":" + json_array(per_round[mt][f]));
+            out.emit("tls_cost/" + std::string(figures[f].name), params, med[dt][f], figures[f].unit,
+                     {"dhtkit-cache", med[1][f]},
+                     ",\"rounds_value\":" + json_array(per_round[dt][f]) +
+                         ",\"rounds_baseline\":" + json_array(per_round[1][f]));
+          }
+          std::fprintf(stderr, "ratio TLS/plain depth %2d: memcached throughput %.3g, dhtkit-cache %.3g\n",
+                       cfg->depths[d], med[mt][0] / med[0][0], med[dt][0] / med[1][0]);
         }
         for (std::size_t t = 0; t < targets.size(); ++t)
           std::fprintf(stderr, "median of %d  %-10s depth %2d: %10.0f ops/s  p50 %8.1f us  p99 %8.1f us\n",

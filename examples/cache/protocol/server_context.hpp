@@ -43,6 +43,15 @@ struct server_settings {
   std::size_t memory_limit = std::size_t{64} << 20;  // -m, bytes
   std::size_t max_item_size = std::size_t{1} << 20;  // -I, bytes (the store enforces it too)
   bool evictions = true;                             // -M turns eviction off
+  // Clients over TLS (-Z): `stats` then reports ssl_handshake_errors and
+  // `stats settings` these, under memcached's names.
+  bool ssl_enabled = false;    // -Z
+  std::string ssl_chain_cert;  // -o ssl_chain_cert
+  std::string ssl_key;         // -o ssl_key; empty: the key is in ssl_chain_cert
+  std::string ssl_ca_cert;     // -o ssl_ca_cert; empty: none
+  std::string ssl_ciphers;     // -o ssl_ciphers; empty: OpenSSL's default
+  int ssl_verify_mode = 0;     // -o ssl_verify_mode: 0 none, 1 request, 2 require, 3 once
+  int ssl_min_version = 2;     // -o ssl_min_version: 0..3 for TLS 1.0..1.3
   // `version` replies "VERSION " + this. Clients (pymemcache, libmemcached)
   // read the first token as memcached's version, so it starts with the 1.6
   // release whose behaviour dhtkit-cache follows.
@@ -55,6 +64,7 @@ struct server_settings {
 // lines between threads on every command).
 struct server_counters {
   std::atomic<std::uint64_t> curr_connections{0}, total_connections{0}, rejected_connections{0};
+  std::atomic<std::uint64_t> ssl_handshake_errors{0};  // -Z: handshakes that failed or timed out
   std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0};
   std::atomic<std::uint64_t> cmd_get{0}, cmd_set{0}, cmd_flush{0}, cmd_touch{0}, cmd_meta{0};
   std::atomic<std::uint64_t> get_hits{0}, get_misses{0};

@@ -8,11 +8,10 @@
 //
 // Left out: what describes memcached's own machinery (libevent, slab
 // classes and their pages, the LRU crawler and maintainer threads, extstore,
-// TLS). `stats items` reports the store as one item class, 1, as memcached
-// does when every item fits its smallest class; `stats slabs` reports only
-// the totals. Unknown sub-commands answer ERROR, as memcached does.
-// A node of a cluster (server_context::cluster) adds `stats cluster` and
-// appends the same lines to `stats`.
+// kernel TLS). With -Z, TLS's fields appear under memcached's names. `stats items` reports the store as one
+// item class, 1, as memcached does when every item fits its smallest class; `stats slabs` reports only the
+// totals. Unknown sub-commands answer ERROR, as memcached does. A node of a cluster (server_context::cluster)
+// adds `stats cluster` and appends the same lines to `stats`.
 #pragma once
 
 #include <sys/resource.h>
@@ -101,6 +100,8 @@ inline void general_stats(command_env& env, std::string& out) {
   stat(out, "accepting_conns", std::uint64_t{1});
   stat(out, "threads", static_cast<std::uint64_t>(env.ctx.settings.threads));
   stat(out, "hash_bytes", st.index_bytes);
+  // Where memcached lists it, and as memcached only with TLS on.
+  if (env.ctx.settings.ssl_enabled) stat(out, "ssl_handshake_errors", load(c.ssl_handshake_errors));
   // A cluster node reports what it holds as a replica, not what this
   // session's store holds.
   const cluster_hooks* cluster = env.ctx.cluster;
@@ -129,6 +130,18 @@ inline void settings_stats(command_env& env, std::string& out) {
   stat(out, "item_size_max", static_cast<std::uint64_t>(s.max_item_size));
   stat(out, "flush_enabled", s.flush_enabled ? "yes" : "no");
   stat(out, "idle_timeout", static_cast<std::uint64_t>(s.idle_timeout_s));
+  if (s.ssl_enabled) {
+    // memcached's names and forms: NULL for a file not given, the version as tlsv1.N.
+    const auto or_null = [](const std::string& v) { return v.empty() ? std::string_view("NULL") : v; };
+    static constexpr std::string_view versions[] = {"tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"};
+    stat(out, "ssl_enabled", "yes");
+    stat(out, "ssl_chain_cert", or_null(s.ssl_chain_cert));
+    stat(out, "ssl_key", or_null(s.ssl_key));
+    stat(out, "ssl_verify_mode", static_cast<std::uint64_t>(s.ssl_verify_mode));
+    stat(out, "ssl_ciphers", or_null(s.ssl_ciphers));
+    stat(out, "ssl_ca_cert", or_null(s.ssl_ca_cert));
+    stat(out, "ssl_min_version", versions[static_cast<std::size_t>(s.ssl_min_version) & 3]);
+  }
 }
 
 inline void items_stats(command_env& env, std::string& out) {

@@ -1,6 +1,16 @@
 // One client connection: bytes from the socket into a protocol `session`, the
 // session's replies back to the socket.
 //
+//   auto c = std::make_shared<connection>(std::move(socket), ctx, shared);
+//   asio::post(worker_io, [c] { c->start(); });
+//
+// Transport: basic_connection is a template on how bytes move, the socket
+// itself (plain_transport; `connection`) or TLS over it (tls_transport, with
+// -Z), so the plain path has no indirection at all. A TLS connection first
+// runs its handshake, bounded in time (client_tls::handshake_timeout); one
+// that fails or times out is counted (ssl_handshake_errors) and closed.
+// Everything after the handshake is the same code for both.
+//
 // Threading: a connection belongs to one worker's io_context, which exactly one
 // thread runs (see server.hpp), so its handlers never run concurrently and it
 // needs no strand and no lock.
@@ -49,6 +59,7 @@
 
 #include "protocol/session.hpp"
 #include "server/log.hpp"
+#include "server/plain_transport.hpp"
 
 namespace dhtkit_cache {
 
@@ -61,55 +72,62 @@ struct worker_shared {
   bool measure_commands = false;
 };
 
-class connection : public std::enable_shared_from_this<connection> {
+template <class Transport>
+class basic_connection : public std::enable_shared_from_this<basic_connection<Transport>> {
  public:
   static constexpr std::size_t max_output = 1 << 20;             // session's output bound per process()
   static constexpr std::size_t keep_output_capacity = 16 << 10;  // larger buffers are freed once written
   static constexpr int max_reads_per_event = 4;
   static constexpr std::size_t max_in_flight = 128;  // deferred requests waiting for the cluster
 
-  connection(asio::ip::tcp::socket socket, server_context& ctx, worker_shared& shared)
-      : socket_(std::move(socket)),
-        executor_(socket_.get_executor()),
+  // transport_args: what the transport needs beside the socket (TLS: its client_tls).
+  template <class... TransportArgs>
+  basic_connection(asio::ip::tcp::socket socket, server_context& ctx, worker_shared& shared,
+                   TransportArgs&&... transport_args)
+      : transport_(std::move(socket), std::forward<TransportArgs>(transport_args)...),
+        executor_(transport_.socket().get_executor()),
         ctx_(ctx),
         shared_(shared),
         session_(ctx, max_output, {}, shared.measure_commands ? &shared.metrics : nullptr),
-        idle_timer_(socket_.get_executor()) {
+        idle_timer_(transport_.socket().get_executor()) {
     // Counted here and uncounted in the destructor, so the count cannot drift
     // whatever fails in between.
     ctx_.counters.curr_connections.fetch_add(1, std::memory_order_relaxed);
     ctx_.counters.total_connections.fetch_add(1, std::memory_order_relaxed);
   }
 
-  connection(const connection&) = delete;
-  connection& operator=(const connection&) = delete;
+  basic_connection(const basic_connection&) = delete;
+  basic_connection& operator=(const basic_connection&) = delete;
 
-  ~connection() {
+  ~basic_connection() {
     ctx_.counters.curr_connections.fetch_sub(1, std::memory_order_relaxed);
     log_line(ctx_.verbosity, log_level::debug, "connection %s closed", peer_.c_str());
   }
 
   // Call on the connection's executor (the accepting thread posts it there).
   void start() {
+    auto& socket = transport_.socket();
     std::error_code ec;
-    socket_.non_blocking(true, ec);
-    if (!ec) socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-    const auto remote = socket_.remote_endpoint(ec);
+    socket.non_blocking(true, ec);
+    if (!ec) socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    const auto remote = socket.remote_endpoint(ec);
     if (!ec) peer_ = remote.address().to_string() + ":" + std::to_string(remote.port());
     log_line(ctx_.verbosity, log_level::debug, "connection %s opened", peer_.c_str());
     last_activity_ = std::chrono::steady_clock::now();
-    if (ctx_.settings.idle_timeout_s > 0) arm_idle_timer(std::chrono::seconds(ctx_.settings.idle_timeout_s));
-    reads_left_ = max_reads_per_event;
-    pump();
+    if constexpr (Transport::handshakes) {
+      handshaking_ = true;
+      arm_handshake_timer();
+      handshake();
+    } else {
+      begin();
+    }
   }
 
   // Closes now (on the connection's executor); pending handlers then find it closed.
   void close() {
     if (closed_) return;
     closed_ = true;
-    std::error_code ec;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    transport_.close();
     idle_timer_.cancel();
     slots_.clear();
   }
@@ -124,9 +142,55 @@ class connection : public std::enable_shared_from_this<connection> {
     bool noreply = false;    // the client asked for no reply
   };
 
+  // The session's first read, once the connection is established.
+  void begin() {
+    if (ctx_.settings.idle_timeout_s > 0) arm_idle_timer(std::chrono::seconds(ctx_.settings.idle_timeout_s));
+    reads_left_ = max_reads_per_event;
+    pump();
+  }
+
+  // TLS: handshake steps until done, each waiting for the readiness it asked for.
+  void handshake() {
+    std::string why;
+    const auto step = transport_.handshake(why);
+    switch (step) {
+      case Transport::handshake_result::done:
+        handshaking_ = false;
+        idle_timer_.cancel();  // the handshake deadline; begin() arms the idle timeout
+        last_activity_ = std::chrono::steady_clock::now();
+        log_line(ctx_.verbosity, log_level::debug, "connection %s: TLS established", peer_.c_str());
+        return begin();
+      case Transport::handshake_result::failed:
+        return handshake_failed(why.c_str());
+      case Transport::handshake_result::want_read:
+      case Transport::handshake_result::want_write:
+        break;
+    }
+    transport_.async_wait(step, [self = this->shared_from_this()](std::error_code ec) {
+      if (self->closed_) return;
+      if (ec) return self->close();
+      self->handshake();
+    });
+  }
+
+  void arm_handshake_timer() {
+    idle_timer_.expires_after(transport_.handshake_timeout());
+    idle_timer_.async_wait([self = this->shared_from_this()](std::error_code ec) {
+      if (ec || self->closed_ || !self->handshaking_) return;
+      self->handshake_failed("no TLS handshake in time");
+    });
+  }
+
+  void handshake_failed(const char* why) {
+    ctx_.counters.ssl_handshake_errors.fetch_add(1, std::memory_order_relaxed);
+    log_line(ctx_.verbosity, log_level::warning, "connection %s: TLS handshake failed: %s", peer_.c_str(),
+             why);
+    close();
+  }
+
   void wait_readable() {
     read_armed_ = true;
-    socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](std::error_code ec) {
+    transport_.async_wait_readable([self = this->shared_from_this()](std::error_code ec) {
       self->read_armed_ = false;
       if (ec || self->closed_) return self->close();
       self->reads_left_ = max_reads_per_event;
@@ -136,7 +200,7 @@ class connection : public std::enable_shared_from_this<connection> {
 
   void wait_writable() {
     write_armed_ = true;
-    socket_.async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this()](std::error_code ec) {
+    transport_.async_wait_writable([self = this->shared_from_this()](std::error_code ec) {
       self->write_armed_ = false;
       if (ec || self->closed_) return self->close();
       self->pump();
@@ -211,7 +275,7 @@ class connection : public std::enable_shared_from_this<connection> {
     ++waiting_;
     // done may run on any thread, even before dispatch returns: the reply is
     // posted back to this connection's thread, which owns the slots.
-    ctx_.cluster->dispatch(std::move(request), [self = shared_from_this(), seq](std::string reply) {
+    ctx_.cluster->dispatch(std::move(request), [self = this->shared_from_this(), seq](std::string reply) {
       asio::post(self->executor_,
                  [self, seq, reply = std::move(reply)]() mutable { self->complete(seq, std::move(reply)); });
     });
@@ -249,7 +313,7 @@ class connection : public std::enable_shared_from_this<connection> {
       return false;
     }
     std::error_code ec;
-    const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), room), ec);
+    const std::size_t n = transport_.read_some(buffer.data(), room, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       wait_readable();
       return false;
@@ -289,8 +353,7 @@ class connection : public std::enable_shared_from_this<connection> {
     }
     while (out_offset_ < out_.size()) {
       std::error_code ec;
-      const std::size_t n =
-          socket_.write_some(asio::buffer(out_.data() + out_offset_, out_.size() - out_offset_), ec);
+      const std::size_t n = transport_.write_some(out_.data() + out_offset_, out_.size() - out_offset_, ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         wait_writable();
         return false;
@@ -311,7 +374,7 @@ class connection : public std::enable_shared_from_this<connection> {
 
   void arm_idle_timer(std::chrono::steady_clock::duration after) {
     idle_timer_.expires_after(after);
-    idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+    idle_timer_.async_wait([self = this->shared_from_this()](std::error_code ec) {
       if (ec || self->closed_) return;
       const auto timeout = std::chrono::seconds(self->ctx_.settings.idle_timeout_s);
       const auto idle = std::chrono::steady_clock::now() - self->last_activity_;
@@ -324,7 +387,7 @@ class connection : public std::enable_shared_from_this<connection> {
     });
   }
 
-  asio::ip::tcp::socket socket_;
+  Transport transport_;
   const asio::any_io_executor executor_;  // never changes: read by done() on any thread
   server_context& ctx_;
   worker_shared& shared_;
@@ -347,6 +410,10 @@ class connection : public std::enable_shared_from_this<connection> {
   std::string peer_ = "?";
   bool eof_ = false;  // the client shut down its side: no more requests
   bool closed_ = false;
+  bool handshaking_ = false;  // TLS: the handshake is not done yet
 };
+
+// A plain TCP client connection.
+using connection = basic_connection<plain_transport>;
 
 }  // namespace dhtkit_cache

@@ -150,6 +150,11 @@ class metrics_collector : public prometheus::Collectable {
                           load(c.rejected_connections)));
     out.push_back(gauge("dhtkit_cache_connections_limit", "The connection limit (-c)",
                         static_cast<double>(ctx_.settings.max_connections)));
+    if (ctx_.settings.ssl_enabled)
+      out.push_back(
+          counter("dhtkit_cache_tls_handshake_errors_total",
+                  "Client TLS handshakes that failed or timed out (-Z; stats' ssl_handshake_errors)",
+                  load(c.ssl_handshake_errors)));
     out.push_back(counter("dhtkit_cache_read_bytes_total", "Bytes read from clients", load(c.bytes_read)));
     out.push_back(
         counter("dhtkit_cache_written_bytes_total", "Bytes written to clients", load(c.bytes_written)));

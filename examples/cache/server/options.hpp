@@ -8,7 +8,10 @@
 //   - -p 0 binds a free port and prints it (memcached refuses it); tests use it;
 //   - --idle-timeout is a flag of its own (memcached: -o idle_timeout=N);
 //   - --metrics-port serves Prometheus metrics (memcached has none; its
-//     operators run memcached_exporter, which works with dhtkit-cache too).
+//     operators run memcached_exporter, which works with dhtkit-cache too);
+//   - -o takes only the ssl_* options of -Z (below), and an ssl_* option
+//     without -Z is an error rather than ignored; --ssl-handshake-timeout is
+//     dhtkit-cache's own (memcached has no handshake deadline).
 // Bad values end the program with a message and exit status 64 (EX_USAGE),
 // as memcached does for most of them.
 #pragma once
@@ -35,6 +38,18 @@ namespace dhtkit_cache {
 // The memcached version dhtkit-cache speaks (what clients parse), then dhtkit's own.
 inline constexpr const char* server_version = "1.6.18 dhtkit-cache/" DHTKIT_VERSION_STRING;
 
+// Clients over TLS: -Z and memcached's -o ssl_* options (server/tls_context.hpp).
+struct client_tls_options {
+  bool enabled = false;    // -Z: every client connection is TLS
+  std::string chain_cert;  // ssl_chain_cert: the server's certificate chain, PEM (required with -Z)
+  std::string key;         // ssl_key: its private key, PEM; empty: the key is in chain_cert
+  std::string ca_cert;     // ssl_ca_cert: CAs client certificates are checked against; empty: none
+  int verify_mode = 0;     // ssl_verify_mode: 0 none, 1 request, 2 require, 3 once (memcached's)
+  std::string ciphers;     // ssl_ciphers: an OpenSSL cipher list (TLS 1.2); empty: OpenSSL's default
+  int min_version = 2;     // ssl_min_version: 0..3 for TLS 1.0..1.3 (memcached's default, 1.2)
+  std::size_t handshake_timeout_s = 5;  // --ssl-handshake-timeout: a client's handshake must end by then
+};
+
 struct options {
   std::uint16_t port = 11211;
   std::string listen = "127.0.0.1";
@@ -60,6 +75,8 @@ struct options {
   std::uint32_t read_quorum = 1;        // --read-quorum R: replicas a read consults (1: the coordinator's)
   std::uint32_t write_quorum = 2;       // --write-quorum W: acknowledgements before a write's reply
   std::string cluster_profile = "lan";  // --cluster-profile lan|wan|local: failure detection and timeouts
+
+  client_tls_options client_tls;  // -Z, -o ssl_*
 
   bool clustered() const { return cluster_port >= 0; }
   // Keys the replicated storage holds (it has no LRU yet): about what -m
@@ -104,11 +121,59 @@ inline std::optional<std::size_t> parse_size(const std::string& text) {
   return value << shift;
 }
 
+// memcached's -o ssl_* options ("name=value" each) into tls; an error message
+// naming the option otherwise.
+inline std::optional<std::string> parse_tls_options(const std::vector<std::string>& extended,
+                                                    client_tls_options& tls) {
+  const auto small_number = [](const std::string& v, int max) -> std::optional<int> {
+    if (v.size() != 1 || v[0] < '0' || v[0] > '0' + max) return std::nullopt;
+    return v[0] - '0';
+  };
+  for (const std::string& item : extended) {
+    const auto eq = item.find('=');
+    const std::string name = item.substr(0, eq);
+    const std::string value = eq == std::string::npos ? std::string() : item.substr(eq + 1);
+    if (name.rfind("ssl_", 0) != 0)
+      return "-o " + item + ": dhtkit-cache takes only the ssl_* options of -Z here (see --help)";
+    if (eq == std::string::npos || value.empty()) return "-o " + name + ": needs a value (" + name + "=...)";
+    if (name == "ssl_chain_cert") {
+      tls.chain_cert = value;
+    } else if (name == "ssl_key") {
+      tls.key = value;
+    } else if (name == "ssl_ca_cert") {
+      tls.ca_cert = value;
+    } else if (name == "ssl_ciphers") {
+      tls.ciphers = value;
+    } else if (name == "ssl_verify_mode") {
+      const auto mode = small_number(value, 3);
+      if (!mode) return "-o ssl_verify_mode=" + value + ": 0 (none), 1 (request), 2 (require) or 3 (once)";
+      tls.verify_mode = *mode;
+    } else if (name == "ssl_min_version") {
+      const auto version = small_number(value, 3);
+      if (!version) return "-o ssl_min_version=" + value + ": 0 (TLS 1.0), 1 (1.1), 2 (1.2) or 3 (1.3)";
+      tls.min_version = *version;
+    } else {
+      return "-o " + name +
+             ": not supported (dhtkit-cache takes ssl_chain_cert, ssl_key, ssl_ca_cert, ssl_verify_mode, "
+             "ssl_ciphers and ssl_min_version)";
+    }
+  }
+  if (!tls.enabled && !extended.empty()) return "-o ssl_*: TLS options without -Z (--enable-ssl)";
+  if (!tls.enabled) return std::nullopt;
+  if (tls.chain_cert.empty())
+    return "-Z: needs -o ssl_chain_cert=FILE (and ssl_key=FILE unless the key is in it)";
+  if (tls.verify_mode > 0 && tls.ca_cert.empty())
+    return "-o ssl_verify_mode=" + std::to_string(tls.verify_mode) +
+           ": needs -o ssl_ca_cert=FILE, the CAs client certificates are checked against";
+  return std::nullopt;
+}
+
 // Parses argv. Returns the options, or nothing with `exit_code` set (0 after
 // --help or -V, exit_usage after a message on stderr).
 inline std::optional<options> parse_command_line(int argc, char** argv, int& exit_code) {
   options opt;
   std::string item_size = "1m";
+  std::vector<std::string> extended;
   bool show_version = false;
   CLI::App app{
       "dhtkit-cache: a memcached-compatible cache server (text and meta protocols) built on dhtkit.\n"
@@ -199,6 +264,24 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
                  "machine, tests: failures detected in a second or two)")
       ->check(CLI::IsMember({"lan", "wan", "local"}))
       ->needs(cluster_port);
+  app.add_flag("-Z,--enable-ssl", opt.client_tls.enabled,
+#ifdef DHTKIT_CACHE_TLS
+               "every client connection is TLS (as memcached's -Z); needs -o ssl_chain_cert"
+#else
+               "not in this build (dhtkit-cache was built without OpenSSL): refused. Otherwise: every "
+               "client connection is TLS (as memcached's -Z)"
+#endif
+  );
+  app.add_option("-o,--extended", extended,
+                 "memcached's TLS options, comma separated NAME=VALUE: ssl_chain_cert (certificate chain, "
+                 "PEM), ssl_key (private key, PEM; default: in ssl_chain_cert), ssl_ca_cert (CAs for "
+                 "client certificates), ssl_verify_mode (0 none (default), 1 request, 2 require, 3 once), "
+                 "ssl_ciphers (OpenSSL cipher list), ssl_min_version (0..3: TLS 1.0..1.3, default 2)")
+      ->delimiter(',');
+  app.add_option("--ssl-handshake-timeout", opt.client_tls.handshake_timeout_s,
+                 "with -Z, close a client whose TLS handshake is not done after this many seconds "
+                 "(default: 5; counted in ssl_handshake_errors)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{3600}));
   app.add_flag("-V,--version", show_version, "print the version and exit");
 
   try {
@@ -266,6 +349,11 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
     if (opt.cluster_name.empty()) opt.cluster_name = opt.listen + ":" + std::to_string(opt.cluster_port);
     if (opt.cluster_name.size() > 200) return fail("--name: at most 200 bytes");
   }
+  if (auto error = parse_tls_options(extended, opt.client_tls)) return fail(*error);
+#ifndef DHTKIT_CACHE_TLS
+  if (opt.client_tls.enabled)
+    return fail("-Z: this dhtkit-cache was built without OpenSSL (Debian: libssl-dev)");
+#endif
   if (opt.verbosity > 2) opt.verbosity = 2;
   return opt;
 }

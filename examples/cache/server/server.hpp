@@ -13,7 +13,12 @@
 //
 // Connection limit: the acceptor keeps accepting; a client past -c open
 // connections is sent "ERROR Too many open connections\r\n" (what memcached
-// sends) and closed at once, so it is never left waiting.
+// sends) and closed at once, so it is never left waiting. Under -Z it is
+// closed without the message (a TLS client could not read plaintext).
+//
+// TLS (-Z): the certificates are loaded when the server is made (a bad file
+// throws, and the program exits 1); every accepted connection is then a
+// basic_connection<tls_transport>, counted against -c from its handshake on.
 //
 // Stopping: SIGINT, SIGTERM or the `shutdown` command (with -A) stop every
 // io_context; the threads are joined and the connections destroyed before the
@@ -57,6 +62,10 @@
 #include "server/metrics.hpp"
 #endif
 #include "server/options.hpp"
+#ifdef DHTKIT_CACHE_TLS
+#include "server/tls_context.hpp"
+#include "server/tls_transport.hpp"
+#endif
 
 namespace dhtkit_cache {
 
@@ -104,6 +113,14 @@ inline server_settings make_settings(const options& opt) {
   s.max_item_size = opt.max_item_size;
   s.evictions = !opt.disable_evictions;
   s.version = server_version;
+  const client_tls_options& tls = opt.client_tls;
+  s.ssl_enabled = tls.enabled;
+  s.ssl_chain_cert = tls.chain_cert;
+  s.ssl_key = tls.key;
+  s.ssl_ca_cert = tls.ca_cert;
+  s.ssl_ciphers = tls.ciphers;
+  s.ssl_verify_mode = tls.verify_mode;
+  s.ssl_min_version = tls.min_version;
   return s;
 }
 
@@ -141,6 +158,9 @@ class server {
         signals_(control_, SIGINT, SIGTERM),
         sweep_timer_(control_),
         retry_timer_(control_) {
+#ifdef DHTKIT_CACHE_TLS
+    if (opt.client_tls.enabled) tls_ = make_client_tls(opt.client_tls);  // throws with the reason
+#endif
     for (int i = 0; i < opt.threads; ++i) {
       workers_.push_back(std::make_unique<worker>());
       workers_.back()->shared.measure_commands = opt.metrics_port >= 0;
@@ -207,8 +227,9 @@ class server {
     accept();
     sweep();
     log_line(ctx_.verbosity, log_level::error,
-             "listening on %s (%d threads, %zu MB, at most %zu connections)",
-             describe(local_endpoint()).c_str(), opt_.threads, opt_.memory_mb, opt_.max_connections);
+             "listening on %s%s (%d threads, %zu MB, at most %zu connections)",
+             describe(local_endpoint()).c_str(), opt_.client_tls.enabled ? " for TLS clients" : "",
+             opt_.threads, opt_.memory_mb, opt_.max_connections);
 #ifdef DHTKIT_CACHE_METRICS
     if (metrics_) {
       const asio::ip::tcp::endpoint at(asio::ip::make_address(opt_.metrics_listen), metrics_->port());
@@ -324,11 +345,18 @@ class server {
       std::error_code ec;
       socket.non_blocking(true, ec);
       // A fresh socket's send buffer takes these few bytes at once.
-      asio::write(socket, asio::buffer(message), ec);
+      if (!opt_.client_tls.enabled) asio::write(socket, asio::buffer(message), ec);
       socket.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
       socket.close(ec);
       return;
     }
+#ifdef DHTKIT_CACHE_TLS
+    if (tls_) {
+      auto conn = std::make_shared<basic_connection<tls_transport>>(std::move(socket), ctx_, w.shared, *tls_);
+      asio::post(w.io, [conn] { conn->start(); });
+      return;
+    }
+#endif
     auto conn = std::make_shared<connection>(std::move(socket), ctx_, w.shared);  // counts itself
     asio::post(w.io, [conn] { conn->start(); });
   }
@@ -345,6 +373,9 @@ class server {
   }
 
   options opt_;
+#ifdef DHTKIT_CACHE_TLS
+  std::unique_ptr<client_tls> tls_;  // -Z; shared by every worker (OpenSSL's context is thread-safe)
+#endif
   server_clock clock_;
   dhtkit::cache::store store_;
   server_context ctx_;
