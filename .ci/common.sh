@@ -12,9 +12,10 @@ dhtkit_ensure_packages() {
   # python3-pymemcache: the cache's tests run real memcached clients against it
   # and compare its replies with memcached's own. prometheus-cpp-dev: its
   # --metrics-port. libssl-dev: dhtkit::security (TLS, encrypted gossip). iproute2:
-  # the fault tests' network namespaces. doxygen: the API reference (the docs target and its test).
+  # the fault tests' network namespaces. openssl: the TLS tests make their certificates
+  # with it. doxygen: the API reference (the docs target and its test).
   local wanted=(cmake ninja-build g++ libasio-dev libcereal-dev catch2 libcli11-dev memcached libmemcached-tools
-    python3-pymemcache prometheus-cpp-dev libssl-dev iproute2 doxygen "$@")
+    python3-pymemcache prometheus-cpp-dev libssl-dev iproute2 openssl doxygen "$@")
   local missing=()
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
