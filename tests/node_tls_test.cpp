@@ -262,9 +262,11 @@ bool join(asio::io_context& io, dhtkit::node& n) {
          !*done;
 }
 
-// Every node sees `alive` live members.
+// Every node sees `alive` live members. The bound is generous: a member that
+// joined through a can take b several seconds of gossip to learn of (seen up
+// to 7 s on a loaded 2-core machine; gossip is UDP, TLS plays no part).
 bool see_alive(asio::io_context& io, const std::vector<dhtkit::node*>& nodes, std::uint64_t alive) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
   while (std::chrono::steady_clock::now() < deadline) {
     std::vector<std::optional<dhtkit::node_stats>> s(nodes.size());
     for (std::size_t i = 0; i < nodes.size(); ++i)
@@ -396,33 +398,7 @@ TEST_CASE("tls node: a valid certificate whose name is not the member's is refus
   const std::vector<std::string> seed{a.packet_endpoint().to_string()};
   dhtkit::node b(io.get_executor(), tls_node_config("b", dhtkit::tls_security::create(certs.b.config), seed));
   REQUIRE(join(io, b));
-
-  // Member "m" presenting c's valid certificate.
-  auto lying = std::make_shared<renamed_security>(dhtkit::tls_security::create(certs.c.config), "m");
-  dhtkit::node m(io.get_executor(), tls_node_config("m", lying, seed));
-  REQUIRE(join(io, m));
-  REQUIRE(see_alive(io, {&a, &b, &m}, 3));
-
-  CHECK(put(io, m, "from-m", bytes_of(8 * 1024, 'm')));
-  REQUIRE(run_until(
-      io,
-      [&] {
-        return a.stream_transport_stats().frames_refused_identity +
-                   b.stream_transport_stats().frames_refused_identity >=
-               1;
-      },
-      10s));
-  CHECK_FALSE(put(io, a, "from-a", bytes_of(8 * 1024, 'a')));
-  REQUIRE(run_until(
-      io,
-      [&] {
-        return a.stream_transport_stats().peer_name_mismatches +
-                   b.stream_transport_stats().peer_name_mismatches >=
-               1;
-      },
-      10s));
-  CHECK(m.stream_transport_stats().frames_received == 0);
-  CHECK(a.stream_transport_stats().handshake_failures == 0);  // the certificate itself is valid
+  REQUIRE(see_alive(io, {&a, &b}, 2));
 
   // Speaking as member b from elsewhere: a transport whose hello names b's
   // stream endpoint. With c's certificate its frame is refused; with b's own
@@ -442,6 +418,7 @@ TEST_CASE("tls node: a valid certificate whose name is not the member's is refus
   };
   const auto malformed_before = malformed();
   const auto refused_before = a.stream_transport_stats().frames_refused_identity;
+  REQUIRE(refused_before == 0);  // a and b carry their own names
   auto as_c = impostor(certs.c.config);
   REQUIRE(as_c.has_value());
   REQUIRE_FALSE(as_c->send(a.stream_endpoint(), bytes_of(32, 'i')));
@@ -455,4 +432,32 @@ TEST_CASE("tls node: a valid certificate whose name is not the member's is refus
   while (malformed() == malformed_before && std::chrono::steady_clock::now() < deadline) io.run_for(20ms);
   CHECK(malformed() == malformed_before + 1);
   CHECK(a.stream_transport_stats().frames_refused_identity == refused_before + 1);
+
+  // Member "m" presenting c's valid certificate.
+  const auto refused_so_far = a.stream_transport_stats().frames_refused_identity;
+  auto lying = std::make_shared<renamed_security>(dhtkit::tls_security::create(certs.c.config), "m");
+  dhtkit::node m(io.get_executor(), tls_node_config("m", lying, seed));
+  REQUIRE(join(io, m));
+  REQUIRE(see_alive(io, {&a, &b, &m}, 3));
+
+  CHECK(put(io, m, "from-m", bytes_of(8 * 1024, 'm')));
+  REQUIRE(run_until(
+      io,
+      [&] {
+        return a.stream_transport_stats().frames_refused_identity +
+                   b.stream_transport_stats().frames_refused_identity >
+               refused_so_far;
+      },
+      10s));
+  CHECK_FALSE(put(io, a, "from-a", bytes_of(8 * 1024, 'a')));
+  REQUIRE(run_until(
+      io,
+      [&] {
+        return a.stream_transport_stats().peer_name_mismatches +
+                   b.stream_transport_stats().peer_name_mismatches >=
+               1;
+      },
+      10s));
+  CHECK(m.stream_transport_stats().frames_received == 0);
+  CHECK(a.stream_transport_stats().handshake_failures == 0);  // the certificate itself is valid
 }
