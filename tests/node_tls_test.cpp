@@ -2,7 +2,8 @@
 // transport/stream_security.hpp), on real sockets on 127.0.0.1: first the TCP
 // transport alone (a message over TLS, both identities seen; a plain client,
 // a silent one and a certificate from another CA refused within the handshake
-// timeout and counted), then tls_security's own checks, then DHT nodes: two
+// timeout and counted; the transport conformance checks every transport
+// passes), then tls_security's own checks, then DHT nodes: two
 // TLS nodes replicate a value too large for a datagram, a node with a
 // certificate from another CA cannot deliver stream traffic or receive
 // replicas, and a certificate whose name differs from the member it speaks
@@ -21,6 +22,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "dhtkit/node/node.hpp"
@@ -29,6 +31,7 @@
 #include "support/asio_run.hpp"
 #include "support/catch.hpp"
 #include "support/test_certificates.hpp"
+#include "support/transport_conformance.hpp"
 
 namespace {
 
@@ -166,6 +169,60 @@ TEST_CASE("tls transport: certificates from another CA are refused by servers an
   CHECK(server->stats().frames_received == 0);
   CHECK(stranger->stats().frames_received == 0);
 }
+
+namespace {
+
+// The transport contract every transport keeps, over TLS: both transports
+// hold certificate "a" (no verifier: the contract is about delivery).
+struct tls_fixture {
+  using transport_type = dhtkit::tcp_transport;
+  using endpoint_type = dhtkit::endpoint;
+
+  static const dhtkit::tls_config& credentials() {
+    static certificates certs;  // the directory goes at exit; the files are read by create()
+    return certs.a.config;
+  }
+  static dhtkit::tcp_transport_config config() {
+    auto cfg = tls_transport(credentials());
+    cfg.backoff_initial = dhtkit::millis(5);  // the restart check waits on reconnects
+    cfg.backoff_max = dhtkit::millis(100);
+    cfg.max_connect_attempts = 40;
+    return cfg;
+  }
+
+  tls_fixture() {
+    a_.emplace(std::move(dhtkit::tcp_transport::open(io.get_executor(), config()).value()));
+    b_.emplace(std::move(dhtkit::tcp_transport::open(io.get_executor(), config()).value()));
+    b_endpoint = b_->local_endpoint();
+  }
+  dhtkit::tcp_transport& a() { return *a_; }
+  dhtkit::tcp_transport& b() { return *b_; }
+  dhtkit::endpoint unreachable() {
+    asio::io_context scratch;
+    asio::ip::tcp::socket s(scratch, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    return dhtkit::endpoint::loopback_v4(s.local_endpoint().port());
+  }
+  template <class Pred>
+  bool run_until(Pred done, std::chrono::milliseconds bound) {
+    return dhtkit::test::run_until(io, done, bound);
+  }
+  void stop_b() { b_->close(); }
+  void restart_b() {
+    auto cfg = config();
+    cfg.bind = b_endpoint;
+    b_.reset();
+    b_.emplace(std::move(dhtkit::tcp_transport::open(io.get_executor(), cfg).value()));
+  }
+
+  asio::io_context io;  // first: outlives the transports
+  std::optional<dhtkit::tcp_transport> a_, b_;
+  dhtkit::endpoint b_endpoint;
+};
+static_assert(dhtkit::test::conformance::transport_fixture<tls_fixture>);
+
+}  // namespace
+
+DHTKIT_TRANSPORT_CONFORMANCE_TESTS(tls_fixture, "tls transport", "[transport][tls][conformance]")
 
 // ---- tls_security's checks at start ------------------------------------------
 
