@@ -165,6 +165,7 @@ class fake_core {
     ++stats_.ops_cancelled;
     return true;
   }
+  const std::string* stream_member_name(const dhtkit::endpoint&) const { return nullptr; }
 
  private:
   void send(address_type to, const std::string& text) {

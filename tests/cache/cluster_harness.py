@@ -153,10 +153,13 @@ class Node:
 class Cluster:
     """n dhtkit-cache processes on loopback; a context manager that stops them all."""
 
-    def __init__(self, binary, n, replicas=3, read_quorum=1, write_quorum=2, extra=(), start_timeout=20.0):
+    def __init__(self, binary, n, replicas=3, read_quorum=1, write_quorum=2, extra=(), start_timeout=20.0,
+                 node_args=None):
         self.binary = binary
         self.options = ["--replicas", str(replicas), "--read-quorum", str(read_quorum),
                         "--write-quorum", str(write_quorum), "-t", "2", *extra]
+        # name -> arguments for that node only (e.g. its own TLS certificate and key).
+        self.node_args = node_args
         self.start_timeout = start_timeout
         self.nodes = []
         _LIVE.add(self)
@@ -185,14 +188,16 @@ class Cluster:
     def _join_list(self, exclude=None):
         return [node.cluster_address() for node in self.live() if node is not exclude]
 
-    def add(self):
-        """Starts a new node n<len(nodes)> joining the live ones (none: it forms the cluster)."""
-        name = f"n{len(self.nodes)}"
+    def add(self, name=None):
+        """Starts a new node (named `name`, default n<len(nodes)>) joining the live ones (none: it
+        forms the cluster)."""
+        name = name or f"n{len(self.nodes)}"
+        options = self.options + (list(self.node_args(name)) if self.node_args else [])
         last_error = None
         # A free cluster port can be taken by another test between the probe and
         # the node's bind; a node that fails to start is retried on a new port.
         for _ in range(3):
-            node = Node(self.binary, name, free_cluster_port(), self.options)
+            node = Node(self.binary, name, free_cluster_port(), options)
             try:
                 node.start(self._join_list(), self.start_timeout)
             except RuntimeError as e:

@@ -1,13 +1,18 @@
 // The DHT node's configuration for a dhtkit-cache cluster node, from the
-// command line: where it listens, whom it joins, its name, N/R/W, and the
-// bounds that must hold the largest item (-I) in one message.
+// command line: where it listens, whom it joins, its name, N/R/W, the
+// bounds that must hold the largest item (-I) in one message, and mutual TLS
+// on the stream lane (--cluster-tls-*).
 #pragma once
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 
 #include "dhtkit/node/config.hpp"
 #include "server/options.hpp"
+#ifdef DHTKIT_CACHE_TLS
+#include "dhtkit/security/tls.hpp"
+#endif
 
 namespace dhtkit_cache::cluster {
 
@@ -50,6 +55,20 @@ inline dhtkit::node_config make_node_config(const options& opt) {
       std::max(c.replication.anti_entropy_interval, dhtkit::duration(dhtkit::seconds(5)));
   c.max_pending_ops = 16384;  // client operations in progress: one per command being replicated
   c.replication.max_pending = 16384;
+#ifdef DHTKIT_CACHE_TLS
+  // Loaded and checked here, so a bad file or a --name the certificate does
+  // not carry stops the node before it binds anything (std::invalid_argument,
+  // printed by main).
+  if (opt.cluster_tls()) {
+    auto tls = dhtkit::tls_security::create({opt.cluster_tls_cert, opt.cluster_tls_key, opt.cluster_tls_ca});
+    if (!tls->local_identity().has_name(c.name))
+      throw std::invalid_argument("--name " + c.name + " is not a name of --cluster-tls-cert " +
+                                  opt.cluster_tls_cert + " (it names " + tls->local_identity().describe() +
+                                  "): a node's certificate must carry its name, as a DNS subject alternative "
+                                  "name or the common name");
+    c.stream_security = std::move(tls);
+  }
+#endif
   return c;
 }
 

@@ -61,6 +61,13 @@ void engine<Node>::refresh_snapshot() {
   num("cluster_flush_stamp", state_.applied_flush);
   num("cluster_flush_pending_at_ms", delayed_flush_ ? delayed_flush_->second : 0);
   num("cluster_malformed_messages", malformed_messages_ + state_.malformed_versions);
+  // Mutual TLS on the stream lane (--cluster-tls-*): peers refused, by reason.
+  const dhtkit::tcp_transport_stats ts = node_->stream_transport_stats();
+  stat("cluster_tls", opt_.cluster_tls() ? "on" : "off");
+  num("cluster_tls_handshake_failures", ts.handshake_failures);
+  num("cluster_tls_outbound_handshake_failures", ts.outbound_handshake_failures);
+  num("cluster_tls_peer_name_mismatches", ts.peer_name_mismatches);
+  num("cluster_tls_frames_refused", ts.frames_refused_identity);
 
   const dhtkit::storage_stats ss = storage_.stats();
   s.items = ss.siblings - ss.tombstones;

@@ -75,10 +75,16 @@ struct options {
   std::uint32_t read_quorum = 1;        // --read-quorum R: replicas a read consults (1: the coordinator's)
   std::uint32_t write_quorum = 2;       // --write-quorum W: acknowledgements before a write's reply
   std::string cluster_profile = "lan";  // --cluster-profile lan|wan|local: failure detection and timeouts
+  // Mutual TLS between nodes (all three or none; empty: the stream lane is plain TCP).
+  std::string cluster_tls_cert;  // --cluster-tls-cert: PEM, this node's certificate (naming --name), then
+                                 // intermediates
+  std::string cluster_tls_key;   // --cluster-tls-key: PEM, its private key
+  std::string cluster_tls_ca;    // --cluster-tls-ca: PEM, the CA every node's certificate chains to
 
   client_tls_options client_tls;  // -Z, -o ssl_*
 
   bool clustered() const { return cluster_port >= 0; }
+  bool cluster_tls() const { return !cluster_tls_cert.empty(); }
   // Keys the replicated storage holds (it has no LRU yet): about what -m
   // holds at 128 bytes an item; past it new keys answer SERVER_ERROR.
   std::size_t cluster_max_keys() const { return std::max<std::size_t>(1024, memory_limit_bytes() / 128); }
@@ -282,6 +288,26 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
                  "with -Z, close a client whose TLS handshake is not done after this many seconds "
                  "(default: 5; counted in ssl_handshake_errors)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{3600}));
+  const std::string tls_note =
+#ifdef DHTKIT_CACHE_TLS
+      "";
+#else
+      " (not in this build: dhtkit-cache was built without OpenSSL, refused)";
+#endif
+  app.add_option("--cluster-tls-cert", opt.cluster_tls_cert,
+                 "mutual TLS between nodes: this node's certificate, PEM, then any intermediates; it must "
+                 "name the node (--name as a DNS subject alternative name, or the common name). Needs "
+                 "--cluster-tls-key and --cluster-tls-ca (default: none, nodes talk plain TCP)" +
+                     tls_note)
+      ->needs(cluster_port);
+  app.add_option("--cluster-tls-key", opt.cluster_tls_key,
+                 "the private key of --cluster-tls-cert, PEM, unencrypted" + tls_note)
+      ->needs(cluster_port);
+  app.add_option("--cluster-tls-ca", opt.cluster_tls_ca,
+                 "the CA certificate(s), PEM, every node's certificate must chain to; a peer with any other "
+                 "certificate, or none, is refused" +
+                     tls_note)
+      ->needs(cluster_port);
   app.add_flag("-V,--version", show_version, "print the version and exit");
 
   try {
@@ -348,6 +374,15 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
       return fail("--cluster-port 0 needs --name (the default name is made of the port)");
     if (opt.cluster_name.empty()) opt.cluster_name = opt.listen + ":" + std::to_string(opt.cluster_port);
     if (opt.cluster_name.size() > 200) return fail("--name: at most 200 bytes");
+    const int tls_files =
+        !opt.cluster_tls_cert.empty() + !opt.cluster_tls_key.empty() + !opt.cluster_tls_ca.empty();
+    if (tls_files != 0 && tls_files != 3)
+      return fail(
+          "--cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca go together: give all three or none");
+#ifndef DHTKIT_CACHE_TLS
+    if (tls_files != 0)
+      return fail("--cluster-tls-cert: this dhtkit-cache was built without OpenSSL (Debian: libssl-dev)");
+#endif
   }
   if (auto error = parse_tls_options(extended, opt.client_tls)) return fail(*error);
 #ifndef DHTKIT_CACHE_TLS

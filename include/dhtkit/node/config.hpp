@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -30,6 +31,8 @@
 #include "dhtkit/replication/config.hpp"
 
 namespace dhtkit {
+
+class stream_security;  // transport/stream_security.hpp; only a pointer is held here
 
 /// How ranges move between nodes when placement changes (node/handoff.hpp).
 ///
@@ -122,6 +125,13 @@ struct node_config {
   std::size_t packet_max_message = 1400;
   /// Largest message on the stream lane, sent or accepted.
   std::size_t stream_max_message = 1024 * 1024;
+  /// The stream lane's security: null (the default) is plain TCP, in the clear
+  /// and unauthenticated (anyone who can reach the TCP port can send stream
+  /// traffic as any member). dhtkit::tls_security::create(...)
+  /// (security/tls.hpp, target dhtkit::security) is mutual TLS with the node's
+  /// name bound to its certificate; opening the node throws
+  /// std::invalid_argument when its certificate does not carry `name`.
+  std::shared_ptr<::dhtkit::stream_security> stream_security = nullptr;
   /// For tests only, never on a network: everything on the stream lane, so a
   /// test can show what two lanes prevent (probes stuck behind bulk data).
   bool single_lane = false;

@@ -29,6 +29,17 @@
 /// Handlers are invoked through their associated executor, never inside the
 /// initiating call.
 ///
+/// Security: node_config::stream_security (e.g. dhtkit::tls_security from
+/// security/tls.hpp, target dhtkit::security) runs the stream lane over mutual
+/// TLS, and the node binds certificates to members by their name in SWIM
+/// metadata. A connection this node dials is used only when the server's
+/// certificate names the member whose stream endpoint was dialed. A message
+/// arriving on a connection is taken only when the connection's certificate
+/// names the member living at the endpoint its hello claims. Refusals are
+/// counted in stream_transport_stats(). Opening a node whose own certificate
+/// does not carry node_config::name throws std::invalid_argument. The packet
+/// lane is not covered: by default everything is plain, unauthenticated.
+///
 /// Addresses: UDP and TCP bind node_config::listen's host and port (port 0:
 /// each its own free port). Seeds and advertise are numeric addresses
 /// ("10.0.0.2:7946", "[fd00::2]:7946"); host names are not resolved.

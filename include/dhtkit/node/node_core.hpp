@@ -177,6 +177,14 @@ class basic_node_core {
   /// The live members this node routes to (self included once joined), sorted by id.
   std::vector<node_id> live_members() const;
   std::size_t pending() const noexcept { return ops_.size(); }
+  /// The name of the member (any state) whose stream lane is at `stream`, or
+  /// null: what a secured stream lane binds a peer's certificate to.
+  const std::string* stream_member_name(const Endpoint& stream) const {
+    auto it = by_stream_.find(stream);
+    if (it == by_stream_.end()) return nullptr;
+    auto p = peers_.find(it->second);
+    return p == peers_.end() ? nullptr : &p->second.name;
+  }
   bool check_invariants() const { return swim_.check_invariants(); }
 
  private:

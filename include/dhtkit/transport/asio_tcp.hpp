@@ -16,6 +16,19 @@
 /// fails drops that connection (counted) instead of escaping io_context::run. The hello names a peer; it does
 /// not authenticate it (a wildcard address in it stands for the address the connection comes from).
 ///
+/// Security: by default connections are plain TCP, in the clear, and the
+/// hello is taken on trust. With tcp_transport_config::security (a
+/// stream_security, e.g. dhtkit::tls_security from security/tls.hpp) every
+/// connection is first secured and both ends authenticated (mutual TLS), within
+/// handshake_timeout; failures are counted (handshake_failures inbound,
+/// outbound_handshake_failures). A peer verifier (set_peer_verifier) then binds
+/// identities to endpoints: an outbound connection is used only when the
+/// server's identity is the one expected at the endpoint dialed
+/// (peer_name_mismatches otherwise), and an inbound frame is delivered only
+/// when the connection's identity may speak for the endpoint its hello names
+/// (frames_refused_identity otherwise). Without a verifier any identity the
+/// security accepts (for TLS: any certificate from the CA) is taken.
+///
 /// Outbound frames wait in a bounded per-peer queue while a connection is made
 /// (with a connect timeout) or re-made (with exponential backoff). When the
 /// queue is full, `overflow_policy::reject` makes send() fail with
@@ -93,6 +106,7 @@
 #include "dhtkit/core/time.hpp"
 #include "dhtkit/transport/detail/asio_endpoint.hpp"
 #include "dhtkit/transport/detail/tcp_impl.hpp"
+#include "dhtkit/transport/stream_security.hpp"
 #include "dhtkit/transport/tcp_config.hpp"
 #include "dhtkit/transport/transport.hpp"
 
@@ -178,6 +192,13 @@ class tcp_transport {
     if (impl_) impl_->set_handler(std::move(handler));
   }
 
+  /// With tcp_transport_config::security: who may be reached at, and speak
+  /// for, an endpoint (see the header comment). Same threading rule as
+  /// set_receive_handler(); called on the strand.
+  void set_peer_verifier(peer_verifier verifier) {
+    if (impl_) impl_->set_verifier(std::move(verifier));
+  }
+
   /// Graceful: see the header comment. `done` runs on the strand.
   void shutdown(duration bound, std::function<void(std::error_code)> done = {}) {
     if (impl_) {
@@ -210,6 +231,10 @@ class tcp_transport {
     s.refused_inbound = get(c.refused_inbound);
     s.refused_peer_limit = get(c.refused_peer_limit);
     s.dropped_no_memory = get(c.dropped_no_memory);
+    s.handshake_failures = get(c.handshake_failures);
+    s.outbound_handshake_failures = get(c.outbound_handshake_failures);
+    s.peer_name_mismatches = get(c.peer_name_mismatches);
+    s.frames_refused_identity = get(c.frames_refused_identity);
     s.inbound_buffer_bytes = get(c.inbound_buffer_bytes);
     return s;
   }

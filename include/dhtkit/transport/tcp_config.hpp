@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -23,6 +24,8 @@
 #include "dhtkit/core/time.hpp"
 
 namespace dhtkit {
+
+class stream_security;  // transport/stream_security.hpp; only a pointer is held here
 
 /// What a full per-peer send queue does with one more frame.
 enum class overflow_policy : std::uint8_t {
@@ -69,6 +72,13 @@ struct tcp_transport_config {
   /// fails with errc::limit_exceeded (counted as refused_peer_limit). Idle
   /// peers with no connection are forgotten.
   std::size_t max_peers = 4096;
+  /// What connections run over: null (the default) is plain TCP, in the clear
+  /// and unauthenticated; dhtkit::tls_security (security/tls.hpp, target
+  /// dhtkit::security) is mutual TLS. Both ends must use the same kind.
+  std::shared_ptr<stream_security> security = nullptr;
+  /// With `security`: a handshake not done by then fails (counted, either
+  /// side). 5 s: a handshake takes two round trips and some public-key work.
+  duration handshake_timeout = seconds(5);
 
   void validate() const {
     auto fail = [](const char* what) {
@@ -84,6 +94,7 @@ struct tcp_transport_config {
       fail("backoff_initial must be positive and at most backoff_max");
     if (max_connect_attempts == 0) fail("max_connect_attempts must be at least 1");
     if (hello_timeout <= duration::zero()) fail("hello_timeout must be positive");
+    if (handshake_timeout <= duration::zero()) fail("handshake_timeout must be positive");
     if (max_inbound_connections == 0) fail("max_inbound_connections must be at least 1");
     if (max_peers == 0) fail("max_peers must be at least 1");
     if (advertise && (advertise->port == 0 || advertise->is_unspecified()))
@@ -109,6 +120,19 @@ struct tcp_transport_stats {
   std::uint64_t refused_peer_limit = 0;   ///< sends to one more peer than max_peers (posted ones are lost)
   /// inbound connections dropped because a read buffer could not grow
   std::uint64_t dropped_no_memory = 0;
+  // With tcp_transport_config::security (all 0 without):
+  /// inbound connections whose handshake failed or timed out (e.g. a peer
+  /// without a certificate from the CA)
+  std::uint64_t handshake_failures = 0;
+  /// outbound connections whose handshake failed or timed out (the server's
+  /// certificate was refused); also counted in connect_failures
+  std::uint64_t outbound_handshake_failures = 0;
+  /// outbound connections dropped because the server's identity is not the one
+  /// the peer verifier expects at that endpoint; also in connect_failures
+  std::uint64_t peer_name_mismatches = 0;
+  /// inbound frames dropped because the peer verifier refused the connection's
+  /// identity for the endpoint its hello claims (a peer speaking as another)
+  std::uint64_t frames_refused_identity = 0;
   /// now: bytes allocated for the read buffers of inbound connections
   std::uint64_t inbound_buffer_bytes = 0;
 };

@@ -7,6 +7,7 @@
 #include <asio/any_io_executor.hpp>
 #include <cstddef>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -69,8 +70,16 @@ inline result<asio_lanes> open_lanes(const asio::any_io_executor& ex, const node
   endpoint packet_ep = advertise ? *advertise : udp->local_endpoint();
   if (packet_ep.port == 0) packet_ep.port = udp->local_endpoint().port;
 
+  // A node whose certificate does not carry its name would have every stream
+  // message refused by its peers: refuse it here, with the reason.
+  if (cfg.stream_security && !cfg.stream_security->local_identity().has_name(cfg.name))
+    throw std::invalid_argument("dhtkit::node_config: name \"" + cfg.name +
+                                "\" is not a name of the stream lane's certificate (it names " +
+                                cfg.stream_security->local_identity().describe() + ")");
+
   tcp_transport_config tcfg;
   tcfg.bind = *listen;
+  tcfg.security = cfg.stream_security;
   tcfg.max_message_size = cfg.stream_max_message;
   tcfg.send_queue_bytes = std::max(tcfg.send_queue_bytes, cfg.stream_max_message + 4);
   if (listen->port != 0 && (advertise || listen->is_unspecified())) {

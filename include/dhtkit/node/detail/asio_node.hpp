@@ -78,6 +78,14 @@ class asio_node_impl : public std::enable_shared_from_this<asio_node_impl<Core, 
     asio::dispatch(strand_, [self = this->shared_from_this()] {
       if (self->closed_) return;
       std::weak_ptr<asio_node_impl> w = self;
+      // With a secured stream lane: a peer's proven identity must name the
+      // member whose stream endpoint it dials or speaks for.
+      self->stream_.set_peer_verifier([w](const endpoint& at, const peer_identity& who) {
+        auto s = w.lock();
+        if (!s) return false;
+        const std::string* name = s->core_.stream_member_name(at);
+        return name != nullptr && who.has_name(*name);
+      });
       self->packet_.set_receive_handler([w](const endpoint& from, std::span<const std::byte> bytes) {
         if (auto s = w.lock()) s->on_receive(address_type{from, lane::packet}, bytes);
       });

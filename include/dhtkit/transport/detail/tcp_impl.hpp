@@ -4,6 +4,14 @@
 // and frame parsing ("inbound"), and the graceful shutdown that ties them
 // together. Everything runs on one strand.
 //
+// With tcp_transport_config::security set, every connection is wrapped in a
+// secure_stream (stream_security.hpp) once TCP is up: the outbound side
+// handshakes, asks the peer verifier whether the server's identity belongs at
+// the endpoint it dialed, and only then writes its hello; the inbound side
+// handshakes before it reads the hello, and asks the verifier about every
+// frame (the member at an endpoint may change while a connection lasts).
+// Without it the sockets are used directly, as before: no indirection.
+//
 // One class rather than an outbound and an inbound file: both halves share the
 // strand, the closed/shutdown state and the counters, and call into each
 // other (close() drops both, the shutdown checks both), so splitting it would
@@ -43,6 +51,7 @@
 #include "dhtkit/transport/detail/tcp_counters.hpp"
 #include "dhtkit/transport/detail/tcp_framing.hpp"
 #include "dhtkit/transport/detail/tcp_peers.hpp"
+#include "dhtkit/transport/stream_security.hpp"
 #include "dhtkit/transport/tcp_config.hpp"
 #include "dhtkit/transport/transport.hpp"
 
@@ -81,6 +90,7 @@ class impl : public std::enable_shared_from_this<impl> {
   counters& stats() noexcept { return stats_; }
 
   void set_handler(basic_receive_handler<endpoint> h) { handler_.set(std::move(h)); }
+  void set_verifier(peer_verifier v) { verifier_ = std::move(v); }
 
   // send() from another thread: count the frame as in transit *before*
   // checking for shutdown, so shutdown() (which sets closing_ first and then
@@ -266,32 +276,83 @@ class impl : public std::enable_shared_from_this<impl> {
                               }
                               std::error_code ignored;
                               p->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-                              p->st = out_peer::state::connected;
-                              p->hello_pending = true;
-                              counters::bump(self->stats_.connections_opened);
-                              self->watch(p);
-                              self->pump(p);
+                              if (self->cfg_.security) {
+                                self->handshake(p);
+                              } else {
+                                self->connected(p);
+                              }
                             });
+  }
+
+  void connected(const peer_ptr& p) {
+    p->st = out_peer::state::connected;
+    p->hello_pending = true;
+    counters::bump(stats_.connections_opened);
+    watch(p);
+    pump(p);
+  }
+
+  // With security: the client side of the handshake, bounded by
+  // handshake_timeout, then the server's identity checked against the
+  // endpoint dialed. A failure is a failed connection attempt (backoff,
+  // max_connect_attempts), so a peer that cannot authenticate is not hammered.
+  void handshake(const peer_ptr& p) {
+    try {
+      p->secure = cfg_.security->wrap(std::move(p->socket), stream_role::client);
+    } catch (const std::exception&) {
+      p->secure = nullptr;  // e.g. no memory for the session
+    }
+    if (!p->secure) {
+      counters::bump(stats_.outbound_handshake_failures);
+      connection_failed(p, false);
+      return;
+    }
+    p->st = out_peer::state::handshaking;
+    const std::uint64_t gen = p->generation;
+    p->timer.expires_after(cfg_.handshake_timeout);
+    p->timer.async_wait([p, gen](std::error_code ec) {
+      // Closing makes the pending handshake complete with an error.
+      if (!ec && p->generation == gen && p->st == out_peer::state::handshaking) p->secure->close();
+    });
+    p->secure->async_handshake([self = shared_from_this(), p, gen](std::error_code ec) {
+      if (self->closed_ || p->generation != gen) return;
+      p->timer.cancel();
+      if (ec) {
+        counters::bump(self->stats_.outbound_handshake_failures);
+        self->connection_failed(p, false);
+        return;
+      }
+      if (self->verifier_ && !self->verifier_(p->to, p->secure->peer())) {
+        counters::bump(self->stats_.peer_name_mismatches);
+        self->connection_failed(p, false);
+        return;
+      }
+      self->connected(p);
+    });
   }
 
   // Peers never write on a connection they accepted, so a read on an outbound
   // socket completes only when the peer closes it (or breaks the protocol).
   void watch(const peer_ptr& p) {
     const std::uint64_t gen = p->generation;
-    p->socket.async_read_some(asio::buffer(p->probe),
-                              [self = shared_from_this(), p, gen](std::error_code ec, std::size_t n) {
-                                if (self->closed_ || p->generation != gen) return;
-                                if (p->st == out_peer::state::draining && ec == asio::error::eof && n == 0) {
-                                  // A clean end of stream after our half-close: the peer read
-                                  // everything we wrote and closed. (A reset or stray bytes prove
-                                  // nothing: they go through connection_failed.)
-                                  self->teardown(*p);
-                                  self->retire(p);
-                                  self->check_shutdown();
-                                  return;
-                                }
-                                self->connection_failed(p, true);
-                              });
+    auto done = [self = shared_from_this(), p, gen](std::error_code ec, std::size_t n) {
+      if (self->closed_ || p->generation != gen) return;
+      if (p->st == out_peer::state::draining && ec == asio::error::eof && n == 0) {
+        // A clean end of stream after our half-close: the peer read
+        // everything we wrote and closed. (A reset or stray bytes prove
+        // nothing: they go through connection_failed.)
+        self->teardown(*p);
+        self->retire(p);
+        self->check_shutdown();
+        return;
+      }
+      self->connection_failed(p, true);
+    };
+    if (p->secure) {
+      p->secure->async_read_some(asio::buffer(p->probe), std::move(done));
+    } else {
+      p->socket.async_read_some(asio::buffer(p->probe), std::move(done));
+    }
   }
 
   void pump(const peer_ptr& p) {
@@ -299,8 +360,12 @@ class impl : public std::enable_shared_from_this<impl> {
     if (p->queue.empty() && !p->hello_pending) {
       if (shutdown_done_ && posted_.load() == 0) {
         // Graceful shutdown: half-close and wait for the peer to close its side.
-        std::error_code ignored;
-        p->socket.shutdown(asio::socket_base::shutdown_send, ignored);
+        if (p->secure) {
+          p->secure->shutdown_send();
+        } else {
+          std::error_code ignored;
+          p->socket.shutdown(asio::socket_base::shutdown_send, ignored);
+        }
         p->st = out_peer::state::draining;
       }
       return;
@@ -321,6 +386,11 @@ class impl : public std::enable_shared_from_this<impl> {
     p->in_flight = n;
     p->writing = true;
     const std::uint64_t gen = p->generation;
+    if (p->secure) {
+      p->gather_next = 0;
+      secure_write(p, gen);
+      return;
+    }
     // The completion condition runs before every partial write: once the
     // connection has been torn down (and maybe the same socket object reopened
     // for the next one, in the same handler), the rest of this write must not
@@ -332,28 +402,60 @@ class impl : public std::enable_shared_from_this<impl> {
         },
         [self = shared_from_this(), p, gen](std::error_code ec, std::size_t) {
           if (self->closed_ || p->generation != gen) return;
-          p->writing = false;
-          if (ec) {
-            self->connection_failed(p, true);
-            return;
-          }
-          p->hello_pending = false;
-          if (p->in_flight > 0) {
-            // Progress: only now is the peer known to be healthy. (Resetting on
-            // connect would let a peer that accepts and closes at once make us
-            // reconnect in a tight loop.)
-            p->failures = 0;
-            p->backoff = self->cfg_.backoff_initial;
-            p->unconfirmed = true;
-          }
-          for (std::size_t i = 0; i < p->in_flight; ++i) {
-            p->queued_bytes -= p->queue.front().size();
-            p->queue.pop_front();
-          }
-          counters::bump(self->stats_.frames_sent, p->in_flight);
-          p->in_flight = 0;
-          self->pump(p);
+          self->written(p, ec);
         });
+  }
+
+  // With security: async_write over the secure stream, which writes some of
+  // the front of `gather` per call (a TLS record); the generation check
+  // between calls plays the completion condition's part above.
+  void secure_write(const peer_ptr& p, std::uint64_t gen) {
+    const auto rest = std::span<const asio::const_buffer>(p->gather).subspan(p->gather_next);
+    p->secure->async_write_some(rest, [self = shared_from_this(), p, gen](std::error_code ec, std::size_t n) {
+      if (self->closed_ || p->generation != gen) return;
+      if (ec) {
+        self->written(p, ec);
+        return;
+      }
+      while (p->gather_next < p->gather.size()) {
+        asio::const_buffer& b = p->gather[p->gather_next];
+        const std::size_t k = std::min(n, b.size());
+        b += k;
+        n -= k;
+        if (b.size() != 0) break;
+        ++p->gather_next;
+      }
+      if (p->gather_next == p->gather.size()) {
+        self->written(p, {});
+      } else {
+        self->secure_write(p, gen);
+      }
+    });
+  }
+
+  // A gather write is over (`ec`: it failed part way).
+  void written(const peer_ptr& p, std::error_code ec) {
+    p->writing = false;
+    if (ec) {
+      connection_failed(p, true);
+      return;
+    }
+    p->hello_pending = false;
+    if (p->in_flight > 0) {
+      // Progress: only now is the peer known to be healthy. (Resetting on
+      // connect would let a peer that accepts and closes at once make us
+      // reconnect in a tight loop.)
+      p->failures = 0;
+      p->backoff = cfg_.backoff_initial;
+      p->unconfirmed = true;
+    }
+    for (std::size_t i = 0; i < p->in_flight; ++i) {
+      p->queued_bytes -= p->queue.front().size();
+      p->queue.pop_front();
+    }
+    counters::bump(stats_.frames_sent, p->in_flight);
+    p->in_flight = 0;
+    pump(p);
   }
 
   // Closes the connection; frames stay queued (including any that were being
@@ -362,6 +464,10 @@ class impl : public std::enable_shared_from_this<impl> {
     ++p.generation;
     std::error_code ignored;
     p.socket.close(ignored);
+    if (p.secure) {
+      p.secure->close();  // it lives on until its pending operations complete
+      p.secure.reset();
+    }
     p.timer.cancel();
     p.writing = false;
     p.in_flight = 0;
@@ -460,6 +566,15 @@ class impl : public std::enable_shared_from_this<impl> {
       return;  // the socket closes with `c`
     }
     inbound_.insert(c);
+    if (cfg_.security) {
+      inbound_handshake(c);
+      return;
+    }
+    expect_hello(c);
+    read(c);
+  }
+
+  void expect_hello(const conn_ptr& c) {
     c->timer.expires_after(cfg_.hello_timeout);
     c->timer.async_wait([self = shared_from_this(), c](std::error_code tec) {
       if (!tec && c->open && !c->from) {
@@ -468,7 +583,41 @@ class impl : public std::enable_shared_from_this<impl> {
         self->inbound_.erase(c);
       }
     });
-    read(c);
+  }
+
+  // With security: the server side of the handshake, bounded by
+  // handshake_timeout; then the hello, bounded by hello_timeout. The
+  // connection counts against max_inbound_connections meanwhile.
+  void inbound_handshake(const conn_ptr& c) {
+    try {
+      c->secure = cfg_.security->wrap(std::move(c->socket), stream_role::server);
+    } catch (const std::exception&) {
+      c->secure = nullptr;
+    }
+    if (!c->secure) {
+      reject(*c, stats_.handshake_failures);
+      return;
+    }
+    c->timer.expires_after(cfg_.handshake_timeout);
+    c->timer.async_wait([self = shared_from_this(), c](std::error_code tec) {
+      if (!tec && c->open && !c->handshaken) {
+        counters::bump(self->stats_.handshake_failures);
+        self->drop(*c);
+        self->inbound_.erase(c);
+      }
+    });
+    c->secure->async_handshake([self = shared_from_this(), c](std::error_code ec) {
+      if (!c->open || self->closed_) return;
+      if (ec) {
+        counters::bump(self->stats_.handshake_failures);
+        self->drop(*c);
+        self->inbound_.erase(c);
+        return;
+      }
+      c->handshaken = true;
+      self->expect_hello(c);
+      self->read(c);
+    });
   }
 
   void read(const conn_ptr& c) {
@@ -482,17 +631,27 @@ class impl : public std::enable_shared_from_this<impl> {
         return;
       }
     }
-    c->socket.async_read_some(asio::buffer(c->buf.data() + c->end, c->buf.size() - c->end),
-                              [self = shared_from_this(), c](std::error_code ec, std::size_t n) {
-                                if (!c->open || self->closed_) return;
-                                if (ec) {  // EOF or error: the peer is gone or done
-                                  self->drop(*c);
-                                  self->inbound_.erase(c);
-                                  return;
-                                }
-                                c->end += n;
-                                if (self->parse(*c)) self->read(c);
-                              });
+    auto done = [self = shared_from_this(), c](std::error_code ec, std::size_t n) {
+      c->reading = false;
+      if (!c->open || self->closed_) {
+        self->release_buffer(*c);  // drop() left it to this read (secure streams)
+        return;
+      }
+      if (ec) {  // EOF or error: the peer is gone or done
+        self->drop(*c);
+        self->inbound_.erase(c);
+        return;
+      }
+      c->end += n;
+      if (self->parse(*c)) self->read(c);
+    };
+    const asio::mutable_buffer into(c->buf.data() + c->end, c->buf.size() - c->end);
+    if (c->secure) {
+      c->reading = true;
+      c->secure->async_read_some(into, std::move(done));
+    } else {
+      c->socket.async_read_some(into, std::move(done));
+    }
   }
 
   // Delivers every complete frame in the buffer; false if the connection was dropped.
@@ -509,6 +668,10 @@ class impl : public std::enable_shared_from_this<impl> {
         c.from = parse_hello(body, c.remote);
         if (!c.from) return reject(c, stats_.bad_hellos);
         c.timer.cancel();
+        continue;
+      }
+      if (c.secure && verifier_ && !verifier_(*c.from, c.secure->peer())) {
+        counters::bump(stats_.frames_refused_identity);
         continue;
       }
       counters::bump(stats_.frames_received);
@@ -543,7 +706,12 @@ class impl : public std::enable_shared_from_this<impl> {
     c.open = false;
     std::error_code ignored;
     c.socket.close(ignored);  // no read into `buf` can run after this
+    if (c.secure) c.secure->close();
     c.timer.cancel();
+    if (!c.reading) release_buffer(c);
+  }
+
+  void release_buffer(in_conn& c) {
     const std::size_t before = c.buf.capacity();
     std::vector<std::byte>().swap(c.buf);
     c.begin = c.end = 0;
@@ -581,6 +749,7 @@ class impl : public std::enable_shared_from_this<impl> {
   endpoint local_;
   std::array<std::byte, 4 + hello_size> hello_{};
   dhtkit::detail::callback_slot<void(const endpoint&, std::span<const std::byte>)> handler_;
+  peer_verifier verifier_;  // with security: whose identity may speak for an endpoint
   std::unordered_map<endpoint, peer_ptr> peers_;
   std::unordered_set<conn_ptr> inbound_;
   std::function<void(std::error_code)> shutdown_done_;

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "dhtkit/core/endpoint.hpp"
 #include "dhtkit/core/time.hpp"
 #include "dhtkit/transport/detail/tcp_framing.hpp"
+#include "dhtkit/transport/stream_security.hpp"
 
 namespace dhtkit::detail::tcp {
 
@@ -28,10 +30,11 @@ using strand_type = asio::strand<asio::any_io_executor>;
 
 struct out_peer {
   out_peer(const strand_type& s, const endpoint& to) : to(to), socket(s), timer(s) {}
-  enum class state { idle, connecting, connected, backoff, draining };
+  enum class state { idle, connecting, handshaking, connected, backoff, draining };
 
   endpoint to;
-  asio::ip::tcp::socket socket;
+  asio::ip::tcp::socket socket;  // without security; with it, moved into `secure` once connected
+  std::shared_ptr<secure_stream> secure;
   asio::steady_timer timer;
   state st = state::idle;
   std::deque<frame> queue;  // frames with their length prefix
@@ -45,17 +48,24 @@ struct out_peer {
   duration backoff{};
   std::array<std::byte, 1> probe{};
   std::vector<asio::const_buffer> gather;
+  std::size_t gather_next = 0;  // with security: the first buffer of `gather` not fully written
 };
 
 struct in_conn {
   in_conn(asio::ip::tcp::socket s, const strand_type& strand) : socket(std::move(s)), timer(strand) {}
-  asio::ip::tcp::socket socket;
-  asio::steady_timer timer;  // hello timeout
+  asio::ip::tcp::socket socket;  // without security; with it, moved into `secure`
+  std::shared_ptr<secure_stream> secure;
+  asio::steady_timer timer;  // handshake timeout, then hello timeout
   endpoint remote;
   std::optional<endpoint> from;  // set by the hello
   std::vector<std::byte> buf;
   std::size_t begin = 0, end = 0;
   bool open = true;
+  bool handshaken = false;  // with security: the handshake completed
+  // With security: a read into `buf` is pending. A TLS read may still decrypt
+  // into the buffer after close() when its ciphertext had already arrived, so
+  // `buf` is released by that read's completion, not by drop().
+  bool reading = false;
 };
 
 // Frames written per gather write: enough to amortize the system call, small
