@@ -138,6 +138,7 @@ class engine final : public cluster_engine {
   void dispatch(deferred_request r, std::function<void(std::string)> done) override {
     asio::post(node_->get_executor(), [this, r = std::move(r), done = std::move(done)]() mutable {
       if (r.what == deferred_request::kind::flush_all) return flush_all(r, std::move(done));
+      if (r.what == deferred_request::kind::replica) return done(replica_report(r.key));
       route(std::move(r.key), std::move(r.bytes), r.noreply, std::move(done));
     });
   }
@@ -350,6 +351,8 @@ class engine final : public cluster_engine {
   void tick();
   void sweep();
   void refresh_snapshot();
+  // `stats replica <key>` (stats_snapshot.hpp).
+  std::string replica_report(const std::string& key) const;
 
   std::chrono::steady_clock::duration forward_timeout() const {
     // The coordinator's read and write each have the request timeout.
