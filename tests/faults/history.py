@@ -74,7 +74,10 @@ class Op:
 class History:
     """Operations and fault windows, recorded from many threads."""
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock=None):
+        if clock is None:
+            t0 = time.monotonic()
+            clock = lambda: time.monotonic() - t0  # noqa: E731 -- seconds since the history began
         self.clock = clock
         self.ops = []
         self.faults = []  # (what, start, end, partition?)
@@ -116,6 +119,7 @@ class Report:
         self.final_disagree = []  # (key, {node: value}): nodes answered different final values
         self.acked = 0
         self.checked_keys = 0
+        self.acked_in_partition = 0  # acknowledged writes and appends that ran while a partition was in place
 
     def ok(self):
         return not (self.lost_writes or self.never_written or self.unconverged or self.final_disagree)
@@ -126,6 +130,13 @@ class Report:
                f"{len(self.lww_discarded)}, reads of never-written values {len(self.never_written)}, "
                f"keys whose replicas differ {len(self.unconverged)}, keys read differently through nodes "
                f"{len(self.final_disagree)}"]
+        if self.acked_in_partition:
+            kinds = {}
+            for _, op, _ in self.lww_discarded:
+                kinds[op.kind] = kinds.get(op.kind, 0) + 1
+            out.append(f"under partitions: {self.acked_in_partition} acknowledged, {len(self.lww_discarded)} "
+                       f"({100.0 * len(self.lww_discarded) / self.acked_in_partition:.1f} %) discarded by "
+                       f"last-writer-wins {kinds}")
         for name, rows in (("LOST", self.lost_writes), ("LWW", self.lww_discarded)):
             for key, op, why in rows[:limit]:
                 out.append(f"  {name} {key}: {op!r}: {why}")
@@ -168,7 +179,11 @@ def check(history, final, replicas=None):
     for key, ops in by_key.items():
         writes = [op for op in ops if op.kind in ("write", "append") and op.outcome != "failed"]
         appends = [op for op in ops if op.kind == "append"]
-        r.acked += sum(1 for op in ops if op.kind in ("write", "append") and op.outcome == "ok")
+        for op in ops:
+            if op.kind in ("write", "append") and op.outcome == "ok":
+                r.acked += 1
+                if _partition_during(faults, op):
+                    r.acked_in_partition += 1
         # Every value a read of this key could return.
         if appends:
             written_tokens = {t for op in appends for t in tokens(op.value)}
