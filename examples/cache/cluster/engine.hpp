@@ -343,7 +343,15 @@ class engine final : public cluster_engine {
       default:
         return;
     }
-    if (!e.name.empty()) members_[e.name] = state;
+    if (!e.name.empty()) {
+      // A member back from suspect, dead or left: see coordinator_state::rejoined.
+      const auto was = members_.find(e.name);
+      if (was != members_.end() && was->second != std::string("alive") && state == std::string("alive")) {
+        state_.rejoined = true;
+        rejoined_until_ = std::chrono::steady_clock::now() + rejoined_period;
+      }
+      members_[e.name] = state;
+    }
     log_line(ctx_.verbosity, log_level::warning, "cluster: %s is %s", e.name.c_str(), state);
   }
 
@@ -361,6 +369,12 @@ class engine final : public cluster_engine {
   }
 
   static constexpr std::size_t max_forwards = 65536;
+  // How long after a member comes back every load is a quorum read. Hinted
+  // handoff brings back what the others kept for this node within a few of
+  // its rounds; anti-entropy (a slice every 5 s here) the rest. The fault
+  // tests' replicas converge within seconds of a heal (README, "Faults on
+  // real processes"); 30 s leaves room for a loaded machine.
+  static constexpr std::chrono::seconds rejoined_period{30};
 
   options opt_;
   server_context& ctx_;
@@ -382,7 +396,8 @@ class engine final : public cluster_engine {
   std::optional<std::pair<std::uint64_t, std::uint64_t>> delayed_flush_;  // stamp, when (ms)
   std::map<std::string, std::string> members_;                            // name -> state, from events
   std::uint64_t ticks_ = 0;
-  std::chrono::steady_clock::time_point young_until_{};  // coordinator_state::young until then
+  std::chrono::steady_clock::time_point young_until_{};     // coordinator_state::young until then
+  std::chrono::steady_clock::time_point rejoined_until_{};  // coordinator_state::rejoined until then
   std::uint64_t requests_forwarded_ = 0, requests_served_for_others_ = 0;
   std::uint64_t malformed_messages_ = 0, expired_removed_ = 0;
 
