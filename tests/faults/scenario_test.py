@@ -98,7 +98,9 @@ def run(args, seed):
             for node in range(n):
                 start = hist.clock()
                 status = cluster.terminate(node, timeout=20.0)
-                c.equal(status, 0, f"n{node} exits 0 after SIGTERM")
+                c.equal(status, 0, f"n{node} exits 0 after SIGTERM (within 20 s)")
+                if status != 0:
+                    print(cluster.nodes[node].stderr_text()[-3000:], flush=True)
                 time.sleep(rng.uniform(0.5, 2.0))
                 cluster.restart(node)
                 took = cluster.wait_settled(n, timeout=30.0)
