@@ -55,12 +55,14 @@ struct coordinator_state {
   // Joined through others recently: a miss in this node's own replica is
   // confirmed by a quorum read (the engine clears it after a while).
   bool young = false;
-  // A member came back into this node's view (a partition healed, a link
-  // came up, a suspect refuted): this node's own replica may miss writes the
-  // others acknowledged while they could not reach it, and a command run on
-  // that copy would stamp a new version over them (last-writer-wins then
-  // discards theirs). Until hinted handoff and anti-entropy have caught it
-  // up, every load is a quorum read (the engine clears it after a while).
+  // The membership changed in this node's view: a member came back (a
+  // partition healed, a link came up, a suspect refuted), or one died or left
+  // and its keys' next holders coordinate them now. Either way the node that
+  // coordinates a key may hold a copy that misses writes others acknowledged
+  // (W of N did not include it), and a command run on that copy would stamp
+  // a new version over them (last-writer-wins then discards theirs). Until
+  // hinted handoff and anti-entropy have caught the copies up, every load is
+  // a quorum read (the engine clears it after a while).
   bool rejoined = false;
 
   static std::uint64_t wall_ms() {
@@ -129,7 +131,7 @@ class coordinator {
     }
     // Off the fast path (this node's copy is not the one to trust: its range
     // is still filling after a join, it is not a holder, it is young and
-    // missed, or members just came back) a read of R = 1 could meet a replica that missed the last
+    // missed, or the membership just changed) a read of R = 1 could meet a replica that missed the last
     // write: read enough replicas to overlap every write quorum (R + W > N).
     dhtkit::request_options o;
     o.r = std::max(settings_.r, std::min(settings_.n, settings_.n + 1 - std::min(settings_.w, settings_.n)));

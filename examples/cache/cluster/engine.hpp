@@ -355,9 +355,13 @@ class engine final : public cluster_engine {
         return;
     }
     if (!e.name.empty()) {
-      // A member back from suspect, dead or left: see coordinator_state::rejoined.
+      // A member gone (dead, left) or back from suspect, dead or left: the
+      // keys it coordinated move, to or from a node whose copy may be behind
+      // (see coordinator_state::rejoined).
       const auto was = members_.find(e.name);
-      if (was != members_.end() && was->second != std::string("alive") && state == std::string("alive")) {
+      const std::string now_state = state;
+      const bool back = was != members_.end() && was->second != "alive" && now_state == "alive";
+      if (back || now_state == "dead" || now_state == "left") {
         state_.rejoined = true;
         rejoined_until_ = std::chrono::steady_clock::now() + rejoined_period;
       }
@@ -381,7 +385,7 @@ class engine final : public cluster_engine {
 
   static constexpr std::size_t max_forwards = 65536;
   static constexpr std::chrono::seconds shutdown_drain{2};  // see ~engine
-  // How long after a member comes back every load is a quorum read. Hinted
+  // How long after a member goes or comes back every load is a quorum read. Hinted
   // handoff brings back what the others kept for this node within a few of
   // its rounds; anti-entropy (a slice every 5 s here) the rest. The fault
   // tests' replicas converge within seconds of a heal (README, "Faults on
