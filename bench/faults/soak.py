@@ -161,7 +161,8 @@ def main():
     emit("acknowledged_writes", report.acked, "writes", **params)
     emit("acknowledged_writes_lost", len(report.lost_writes), "writes", **params)
     emit("discarded_by_lww_under_partition", len(report.lww_discarded), "writes", **params,
-         acknowledged_under_partition=report.acked_in_partition)
+         acknowledged_under_partition=report.acked_in_partition,
+         acknowledged_under_partition_by_kind=report.acked_in_partition_by_kind)
     emit("reads_of_never_written_values", len(report.never_written), "reads", **params)
     emit("keys_unconverged", len(report.unconverged) + len(report.final_disagree), "keys", **params)
     emit("conflicts_resolved", conflicts, "versions", **params)

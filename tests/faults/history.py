@@ -120,6 +120,7 @@ class Report:
         self.acked = 0
         self.checked_keys = 0
         self.acked_in_partition = 0  # acknowledged writes and appends that ran while a partition was in place
+        self.acked_in_partition_by_kind = {}  # the same by kind ("write", "append")
 
     def ok(self):
         return not (self.lost_writes or self.never_written or self.unconverged or self.final_disagree)
@@ -136,7 +137,7 @@ class Report:
                 kinds[op.kind] = kinds.get(op.kind, 0) + 1
             out.append(f"under partitions: {self.acked_in_partition} acknowledged, {len(self.lww_discarded)} "
                        f"({100.0 * len(self.lww_discarded) / self.acked_in_partition:.1f} %) discarded by "
-                       f"last-writer-wins {kinds}")
+                       f"last-writer-wins {kinds}, of acknowledged {self.acked_in_partition_by_kind}")
         for name, rows in (("LOST", self.lost_writes), ("LWW", self.lww_discarded)):
             for key, op, why in rows[:limit]:
                 out.append(f"  {name} {key}: {op!r}: {why}")
@@ -184,6 +185,8 @@ def check(history, final, replicas=None):
                 r.acked += 1
                 if _partition_during(faults, op):
                     r.acked_in_partition += 1
+                    by_kind = r.acked_in_partition_by_kind
+                    by_kind[op.kind] = by_kind.get(op.kind, 0) + 1
         # Every value a read of this key could return.
         if appends:
             written_tokens = {t for op in appends for t in tokens(op.value)}

@@ -206,9 +206,12 @@ class Network:
         return ", ".join(f"n{a}|n{b}" for a, b in sorted(tuple(sorted(k)) for k in self.cuts)) or "none"
 
     def close(self):
-        for ns in list(self.namespaces.values()):
+        for index, ns in list(self.namespaces.items()):
             _kill_namespace_processes(ns)
-            ip("netns", "del", ns, check=False)  # its veth end goes with it, and so the pair
+            # The pair goes with either end; deleting ours does not wait for the kernel to
+            # tear the namespace down (which a socket can delay).
+            ip("link", "del", f"{self.prefix}v{index}", check=False)
+            ip("netns", "del", ns, check=False)
         self.namespaces.clear()
         ip("link", "del", self.bridge, check=False)
         _NETWORKS.discard(self)

@@ -48,7 +48,6 @@ def run(args, seed):
     n = 4 if args.scenario == "split" else 3
     hist = history.History()
     c = h.Checks()
-    events = []
     with netns.NetnsCluster(args.server, n) as cluster:
         cluster.wait_members(n)
         load = workload.Workload(cluster, hist, seed)
@@ -69,7 +68,6 @@ def run(args, seed):
             merged = cluster.wait_settled(n, timeout=30.0)
             print(f"{healed:.2f} s: healed, views merged {merged:.2f} s later", flush=True)
             hist.fault(what, start, hist.clock())
-            events.append((what, start, hist.clock()))
 
         if args.scenario == "minority":
             node = rng.randrange(n)
@@ -93,7 +91,6 @@ def run(args, seed):
             time.sleep(1.0)
             cluster.restart(node)
             print(f"{hist.clock():.2f} s: links healed, n{node} restarted", flush=True)
-            events.append((f"n{node} isolated, killed, restarted", start, hist.clock()))
         elif args.scenario == "rolling":
             for node in range(n):
                 start = hist.clock()
@@ -106,7 +103,6 @@ def run(args, seed):
                 took = cluster.wait_settled(n, timeout=30.0)
                 print(f"{start:.2f} s: n{node} restarted, settled {took:.2f} s after", flush=True)
                 hist.fault(f"n{node} restart", start, hist.clock(), partition=False)
-                events.append((f"n{node} rolling restart", start, hist.clock()))
         elif args.scenario == "flap":
             a, b = rng.sample(range(n), 2)
             start = hist.clock()
@@ -117,7 +113,6 @@ def run(args, seed):
                 time.sleep(rng.uniform(0.3, 1.5))
             cluster.wait_settled(n, timeout=30.0)
             hist.fault(f"link n{a}-n{b} flapping", start, hist.clock())
-            events.append((f"link n{a}-n{b} flapping", start, hist.clock()))
             print(f"{start:.2f}-{hist.clock():.2f} s: link n{a}-n{b} flapped", flush=True)
 
         time.sleep(3.0)  # load after the last heal

@@ -102,10 +102,9 @@ class Worker(threading.Thread):
             self.drop(ck)
         except MemcacheServerError:
             outcome, result = "unknown", None
-        except (OSError, socket.timeout) as e:  # a timeout, a reset, a close mid-request
+        except OSError:  # a timeout (socket.timeout is one), a reset, a close mid-request
             outcome, result = "unknown", None
             self.drop(ck)
-            del e
         except Exception as e:  # noqa: BLE001 -- a client-side error: unknown, and reported
             outcome, result = "unknown", None
             self.client_errors.append(repr(e)[:160])
