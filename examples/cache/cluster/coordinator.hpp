@@ -63,7 +63,7 @@ struct coordinator_state {
   // a new version over them (last-writer-wins then discards theirs). Until
   // hinted handoff and anti-entropy have caught the copies up, every load is
   // a quorum read (the engine clears it after a while).
-  bool rejoined = false;
+  bool membership_changed = false;
 
   static std::uint64_t wall_ms() {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -121,7 +121,7 @@ class coordinator {
 
   void start(job j) {
     const auto& core = node_.core();
-    if (settings_.r == 1 && !state_.rejoined && core.holds(j.key) && core.ready(j.key)) {
+    if (settings_.r == 1 && !state_.membership_changed && core.holds(j.key) && core.ready(j.key)) {
       auto entry = storage_.get(j.key);
       if (entry) return execute(std::move(j), entry->siblings(), entry->context());
       // A node that joined a while ago and misses a key: the key is absent.
