@@ -54,11 +54,14 @@ def is_memcached(binary):
 
 
 class Server:
-    """A running server: .port, .pid, .stderr_text(), .stop() -> exit status."""
+    """A running server: .port, .pid, .stderr_text(), .stop() -> exit status.
 
-    def __init__(self, binary, *args, start_timeout=15.0):
+    wrapper: a command that execs the server in its place (the fault tests' `ip netns exec NS`,
+    so .pid is still the server's); host: the address clients reach it at (its -l)."""
+
+    def __init__(self, binary, *args, start_timeout=15.0, wrapper=(), host="127.0.0.1"):
         self.binary = binary
-        self.host = "127.0.0.1"
+        self.host = host
         self._stderr = []
         # A condition, not a bare lock: wait_stderr() sleeps until the drain
         # thread brings more output (or the end of it), not on a clock.
@@ -75,7 +78,7 @@ class Server:
             self._drain()
             self._wait_connectable(start_timeout)
         else:
-            self.proc = subprocess.Popen([binary, "-p", "0", *args], stdout=subprocess.DEVNULL,
+            self.proc = subprocess.Popen([*wrapper, binary, "-p", "0", *args], stdout=subprocess.DEVNULL,
                                          stderr=subprocess.PIPE)
             self.port = self._wait_listening(start_timeout)
             self._drain()

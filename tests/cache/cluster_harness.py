@@ -70,9 +70,9 @@ def free_cluster_port():
     raise RuntimeError("no port free for both TCP and UDP")
 
 
-def cluster_stats(port, timeout=3.0):
+def cluster_stats(port, timeout=3.0, host=HOST):
     """`stats cluster` of the node at client port `port` as {name: value}."""
-    with socket.create_connection((HOST, port), timeout=timeout) as s:
+    with socket.create_connection((host, port), timeout=timeout) as s:
         reply = h.request(s, b"stats cluster\r\n", (b"END\r\n", b"ERROR\r\n"), timeout)
     return h.parse_stats(reply)
 

@@ -55,6 +55,15 @@ struct coordinator_state {
   // Joined through others recently: a miss in this node's own replica is
   // confirmed by a quorum read (the engine clears it after a while).
   bool young = false;
+  // The membership changed in this node's view: a member came back (a
+  // partition healed, a link came up, a suspect refuted), or one died or left
+  // and its keys' next holders coordinate them now. Either way the node that
+  // coordinates a key may hold a copy that misses writes others acknowledged
+  // (W of N did not include it), and a command run on that copy would stamp
+  // a new version over them (last-writer-wins then discards theirs). Until
+  // hinted handoff and anti-entropy have caught the copies up, every load is
+  // a quorum read (the engine clears it after a while).
+  bool membership_changed = false;
 
   static std::uint64_t wall_ms() {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -112,7 +121,7 @@ class coordinator {
 
   void start(job j) {
     const auto& core = node_.core();
-    if (settings_.r == 1 && core.holds(j.key) && core.ready(j.key)) {
+    if (settings_.r == 1 && !state_.membership_changed && core.holds(j.key) && core.ready(j.key)) {
       auto entry = storage_.get(j.key);
       if (entry) return execute(std::move(j), entry->siblings(), entry->context());
       // A node that joined a while ago and misses a key: the key is absent.
@@ -121,8 +130,8 @@ class coordinator {
       if (!state_.young) return execute(std::move(j), {}, {});
     }
     // Off the fast path (this node's copy is not the one to trust: its range
-    // is still filling after a join, it is not a holder, or it is young and
-    // missed) a read of R = 1 could meet a replica that missed the last
+    // is still filling after a join, it is not a holder, it is young and
+    // missed, or the membership just changed) a read of R = 1 could meet a replica that missed the last
     // write: read enough replicas to overlap every write quorum (R + W > N).
     dhtkit::request_options o;
     o.r = std::max(settings_.r, std::min(settings_.n, settings_.n + 1 - std::min(settings_.w, settings_.n)));
@@ -156,6 +165,17 @@ class coordinator {
 
     if ((!before && !after) || (before && after && before->same_item(*after)))
       return finish(std::move(j), reply);
+    // A write this node already knows cannot reach W replicas is refused
+    // before anything is stored. The node's put would keep it on this node's
+    // copy all the same; cut off from the others, that copy misses what they
+    // acknowledged meanwhile, and once the partition heals this write's later
+    // stamp would win over theirs: last-writer-wins would discard
+    // acknowledged writes for one that failed (tests/faults, minority).
+    if (const std::size_t live = live_replicas(j.key); live < settings_.w) {
+      ++state_.writes_failed;
+      return fail(std::move(j), "quorum not reachable: " + std::to_string(live) + " of " +
+                                    std::to_string(settings_.w) + " required replicas live");
+    }
     const std::string key = j.key;  // j moves into the completion
     auto on_written = [this, j = std::move(j), reply = std::move(reply)](std::error_code ec,
                                                                          dhtkit::put_result r) mutable {
@@ -174,6 +194,18 @@ class coordinator {
     } else {
       node_.async_erase(key, std::move(context), o, std::move(on_written));
     }
+  }
+
+  // The members of the key's preference list (fallbacks included, as the
+  // node's sloppy quorum takes them) that are live in this node's view.
+  std::size_t live_replicas(const std::string& key) const {
+    const auto& core = node_.core();
+    const auto list =
+        core.placement().preference_list(core.placement().position(key), core.config().placement.list_length);
+    const auto live = core.live_members();
+    return static_cast<std::size_t>(std::count_if(list.begin(), list.end(), [&live](dhtkit::node_id id) {
+      return std::binary_search(live.begin(), live.end(), id);
+    }));
   }
 
   void load(dhtkit::cache::store& store, const std::string& key, const cache_record& r,

@@ -1,6 +1,7 @@
 // `stats cluster`: what an operator asks a cluster node. Built on the DHT
 // node's strand twice a second and read by client sessions on any thread,
-// so a `stats` never waits behind the cluster's work.
+// so a `stats` never waits behind the cluster's work. Also `stats replica
+// <key>` (below), one key's copy on this node, for fault tests.
 #pragma once
 
 #include <cstdio>
@@ -75,6 +76,39 @@ void engine<Node>::refresh_snapshot() {
   num("cluster_stored_keys", ss.keys);
   std::lock_guard lock(snapshot_mutex_);
   snapshot_ = std::move(s);
+}
+
+// `stats replica <key>`: this node's own copy of the key, not what its
+// coordinator answers (any node's `get` gives that), so that a fault test can
+// tell whether the replicas of a key converged. Read on the strand, from this
+// node's storage alone: it sends nothing and changes nothing. The winner's
+// value is given as its 64-bit FNV-1a hash, since a STAT line cannot carry
+// arbitrary bytes (or a megabyte).
+template <class Node>
+std::string engine<Node>::replica_report(const std::string& key) const {
+  const auto& core = node_->core();
+  std::string out;
+  const auto num = [&out](const char* name, std::uint64_t v) {
+    out.append("STAT ").append(name).append(" ").append(std::to_string(v)).append("\r\n");
+  };
+  num("replica_holder", core.holds(key) ? 1 : 0);  // among the key's first N in this node's view
+  num("replica_ready", core.ready(key) ? 1 : 0);   // its range is not waiting for a handoff
+  const auto entry = storage_.get(key);
+  num("replica_versions", entry ? entry->siblings().size() : 0);  // tombstones included
+  const resolved found = entry ? resolve(entry->siblings(), opt_.max_item_size) : resolved{};
+  const std::int64_t now_unix = static_cast<std::int64_t>(coordinator_state::wall_ms() / 1000);
+  if (found.winner && !state_.gone(*found.winner, now_unix)) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char c : found.winner->value) h = (h ^ static_cast<std::uint8_t>(c)) * 0x100000001b3ULL;
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+    num("replica_stamp", found.winner->stamp);
+    num("replica_value_length", found.winner->value.size());
+    out.append("STAT replica_value_fnv1a ").append(hex).append("\r\n");
+  } else {
+    out.append("STAT replica_value_fnv1a none\r\n");
+  }
+  return out.append("END\r\n");
 }
 
 }  // namespace dhtkit_cache::cluster

@@ -42,6 +42,7 @@ void engine<Node>::tick() {
                            std::to_string(p.members) + " nodes\r\n");
   }
   if (state_.young && now >= young_until_) state_.young = false;
+  if (state_.membership_changed && now >= membership_changed_until_) state_.membership_changed = false;
   if (delayed_flush_ && delayed_flush_->second <= coordinator_state::wall_ms()) {
     state_.applied_flush = std::max(state_.applied_flush, delayed_flush_->first);
     delayed_flush_.reset();

@@ -30,6 +30,7 @@ struct deferred_request {
   enum class kind : std::uint8_t {
     keyed,      // a command on one key: runs at the key's coordinator
     flush_all,  // flush_all: applies to every node of the cluster
+    replica,    // `stats replica <key>`: this node's own copy of the key, read where it is asked
   };
   kind what = kind::keyed;
   std::string key{};     // keyed: the key as stored (meta's base64 key decoded)

@@ -211,6 +211,11 @@ class session {
     if (cmd == "incr" || cmd == "decr" || cmd == "touch")
       return (t.size() == 3 || t.size() == 4) && defer_keyed(t[1], line, noreply);
     if (cmd == "flush_all") return defer_flush_all(env, line, t);
+    // `stats replica <key>`: what this node's replica holds (fault tests compare the replicas).
+    if (cmd == "stats" && t.size() == 3 && t[1] == "replica" && defer_keyed(t[2], line, false)) {
+      deferred_.what = deferred_request::kind::replica;
+      return true;
+    }
     if (cmd == "mg" || cmd == "md" || cmd == "ma" || cmd == "me") {
       if (t.size() < 2 || t.size() > detail::max_meta_tokens) return false;
       const auto key = meta_key(t, 2);
