@@ -61,6 +61,13 @@ void engine<Node>::refresh_snapshot() {
   num("cluster_flush_stamp", state_.applied_flush);
   num("cluster_flush_pending_at_ms", delayed_flush_ ? delayed_flush_->second : 0);
   num("cluster_malformed_messages", malformed_messages_ + state_.malformed_versions);
+  // --gossip-keyring: keys installed, the primary's fingerprint, SIGHUP
+  // reloads applied and refused, and datagrams no key opened (dropped).
+  num("cluster_gossip_keys", gossip_keys_.keys());
+  stat("cluster_gossip_primary", gossip_keys_.primary());
+  num("cluster_gossip_reloads", gossip_keys_.reloads());
+  num("cluster_gossip_reload_errors", gossip_keys_.reload_errors());
+  num("cluster_gossip_unauthenticated", node_->packet_transport_stats().unauthenticated_received);
 
   const dhtkit::storage_stats ss = storage_.stats();
   s.items = ss.siblings - ss.tombstones;

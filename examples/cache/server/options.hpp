@@ -26,6 +26,10 @@
 
 #include <asio/ip/address.hpp>
 
+#ifdef DHTKIT_CACHE_KEYRING
+#include "dhtkit/security/keyring_file.hpp"
+#endif
+
 namespace dhtkit_cache {
 
 #ifndef DHTKIT_VERSION_STRING
@@ -60,6 +64,9 @@ struct options {
   std::uint32_t read_quorum = 1;        // --read-quorum R: replicas a read consults (1: the coordinator's)
   std::uint32_t write_quorum = 2;       // --write-quorum W: acknowledgements before a write's reply
   std::string cluster_profile = "lan";  // --cluster-profile lan|wan|local: failure detection and timeouts
+  // --gossip-keyring FILE: seal the cluster's UDP gossip (cluster/gossip_keyring.hpp); empty: in clear.
+  std::string gossip_keyring;
+  std::vector<std::vector<std::byte>> gossip_keys;  // the file's keys, primary first, read at start
 
   bool clustered() const { return cluster_port >= 0; }
   // Keys the replicated storage holds (it has no LRU yet): about what -m
@@ -199,6 +206,13 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
                  "machine, tests: failures detected in a second or two)")
       ->check(CLI::IsMember({"lan", "wan", "local"}))
       ->needs(cluster_port);
+  app.add_option("--gossip-keyring", opt.gossip_keyring,
+                 "seal the cluster's UDP gossip with AES-GCM keys from FILE: one base64 key (16, 24 or 32 "
+                 "bytes) per line, the first one sealing, every one accepted; SIGHUP reads the file again "
+                 "(key rotation). Every node needs the same keys (default: gossip in clear, anyone who "
+                 "reaches the cluster port can join)")
+      ->type_name("FILE")
+      ->needs(cluster_port);
   app.add_flag("-V,--version", show_version, "print the version and exit");
 
   try {
@@ -265,6 +279,15 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
       return fail("--cluster-port 0 needs --name (the default name is made of the port)");
     if (opt.cluster_name.empty()) opt.cluster_name = opt.listen + ":" + std::to_string(opt.cluster_port);
     if (opt.cluster_name.size() > 200) return fail("--name: at most 200 bytes");
+    if (!opt.gossip_keyring.empty()) {
+#ifdef DHTKIT_CACHE_KEYRING
+      auto file = dhtkit::read_keyring_file(opt.gossip_keyring);
+      if (!file.ok()) return fail("--gossip-keyring " + file.error);
+      opt.gossip_keys = std::move(file.keys);
+#else
+      return fail("--gossip-keyring: this dhtkit-cache was built without OpenSSL (Debian: libssl-dev)");
+#endif
+    }
   }
   if (opt.verbosity > 2) opt.verbosity = 2;
   return opt;
