@@ -212,8 +212,6 @@ def main():
                 with open(ring, "w") as f:
                     f.write("not base64 at all\n")
                 cluster.nodes[0].server.signal(signal.SIGHUP)
-                cluster.wait_until(lambda s: s.get("cluster_gossip_reload_errors", "0") in ("0", "1"),
-                                   "a bad reload", 1.0)
                 m = cluster.nodes[0].server.wait_stderr(r"gossip keyring: SIGHUP: .*line 1: not a base64 key.*"
                                                         r"keeping 1 key, primary " + fingerprint(k2), 10.0)
                 print(f"bad file refused: {m.group(0)}", flush=True)
