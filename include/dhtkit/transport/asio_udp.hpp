@@ -123,9 +123,9 @@ struct udp_transport_stats {
   std::uint64_t datagrams_sent = 0;      ///< handed to the kernel
   std::uint64_t datagrams_received = 0;  ///< handed to the receive handler
   std::uint64_t dropped_queue_full = 0;  ///< refused because the send queue was full
-  std::uint64_t send_errors = 0;         ///< the kernel refused a datagram (e.g. no route)
-  std::uint64_t oversize_received = 0;   ///< inbound datagrams over max_message_size, dropped
-  std::uint64_t dropped_on_close = 0;    ///< still queued when the transport closed
+  std::uint64_t send_errors = 0;  ///< the kernel refused a datagram (e.g. no route), or the cipher failed
+  std::uint64_t oversize_received = 0;  ///< inbound datagrams over max_message_size, dropped
+  std::uint64_t dropped_on_close = 0;   ///< still queued when the transport closed
   /// Inbound datagrams the cipher did not open (wrong key, altered, cut
   /// short, plaintext), dropped; always 0 without a cipher.
   std::uint64_t unauthenticated_received = 0;
