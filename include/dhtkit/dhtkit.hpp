@@ -39,6 +39,7 @@
 #include "dhtkit/ring/ring.hpp"
 #include "dhtkit/transport/asio_tcp.hpp"
 #include "dhtkit/transport/asio_udp.hpp"
+#include "dhtkit/transport/datagram_cipher.hpp"
 #include "dhtkit/transport/sim.hpp"
 #include "dhtkit/transport/transport.hpp"
 #include "dhtkit/transport/wire.hpp"

@@ -37,6 +37,7 @@
 
 #include "cluster/coordinator.hpp"
 #include "cluster/forward_messages.hpp"
+#include "cluster/gossip_keyring.hpp"
 #include "cluster/node_settings.hpp"
 #include "dhtkit/node/node.hpp"
 #include "protocol/cluster_hooks.hpp"
@@ -65,12 +66,14 @@ class engine final : public cluster_engine {
       : opt_(opt),
         ctx_(ctx),
         storage_(storage_config(opt)),
-        node_(open_node(make_node_config(opt))),
+        gossip_keys_(opt, ctx.verbosity),
+        node_(open_node(with_cipher(make_node_config(opt), gossip_keys_.cipher()))),
         coordinator_(*node_, storage_, ctx, coordinator_settings_of(opt), state_),
         timer_(node_->get_executor()) {
     self_name_ = opt.cluster_name;
     node_->set_event_handler([this](const dhtkit::node_event& e) { on_event(e); });
     node_->set_application_handler([this](dhtkit::node_id from, dhtkit::bytes b) { on_message(from, b); });
+    gossip_keys_.start(io_, node_->get_executor());
     std::promise<void> ran;
     ran_ = ran.get_future();
     thread_ = std::thread([this, ran = std::move(ran)]() mutable {
@@ -85,6 +88,7 @@ class engine final : public cluster_engine {
   ~engine() override {
     asio::post(node_->get_executor(), [this] {
       timer_.cancel();
+      gossip_keys_.close();
       node_->close();
       for (auto& [id, p] : forwards_) p.done(p.noreply ? std::string() : "SERVER_ERROR shutting down\r\n");
       forwards_.clear();
@@ -201,6 +205,11 @@ class engine final : public cluster_engine {
     s.w = opt.write_quorum;
     s.max_value = opt.max_item_size;
     return s;
+  }
+  static dhtkit::node_config with_cipher(dhtkit::node_config cfg,
+                                         std::shared_ptr<const dhtkit::datagram_cipher> cipher) {
+    cfg.packet_cipher = std::move(cipher);
+    return cfg;
   }
   std::unique_ptr<Node> open_node(const dhtkit::node_config& cfg) {
     auto n = Node::open(io_.get_executor(), cfg, storage_, hints_, journal_);
@@ -400,6 +409,7 @@ class engine final : public cluster_engine {
   dhtkit::memory_storage storage_;
   dhtkit::hint_store hints_;
   dhtkit::handoff_journal journal_;
+  gossip_keyring gossip_keys_;  // before node_: the node seals with its keyring
   std::unique_ptr<Node> node_;
   coordinator_state state_;
   coordinator<Node> coordinator_;

@@ -69,6 +69,13 @@ void engine<Node>::refresh_snapshot() {
   num("cluster_tls_outbound_handshake_failures", ts.outbound_handshake_failures);
   num("cluster_tls_peer_name_mismatches", ts.peer_name_mismatches);
   num("cluster_tls_frames_refused", ts.frames_refused_identity);
+  // --gossip-keyring: keys installed, the primary's fingerprint, SIGHUP
+  // reloads applied and refused, and datagrams no key opened (dropped).
+  num("cluster_gossip_keys", gossip_keys_.keys());
+  stat("cluster_gossip_primary", gossip_keys_.primary());
+  num("cluster_gossip_reloads", gossip_keys_.reloads());
+  num("cluster_gossip_reload_errors", gossip_keys_.reload_errors());
+  num("cluster_gossip_unauthenticated", node_->packet_transport_stats().unauthenticated_received);
 
   const dhtkit::storage_stats ss = storage_.stats();
   s.items = ss.siblings - ss.tombstones;

@@ -29,6 +29,10 @@
 
 #include <asio/ip/address.hpp>
 
+#ifdef DHTKIT_CACHE_KEYRING
+#include "dhtkit/security/keyring_file.hpp"
+#endif
+
 namespace dhtkit_cache {
 
 #ifndef DHTKIT_VERSION_STRING
@@ -82,6 +86,10 @@ struct options {
   std::string cluster_tls_ca;    // --cluster-tls-ca: PEM, the CA every node's certificate chains to
 
   client_tls_options client_tls;  // -Z, -o ssl_*
+
+  // --gossip-keyring FILE: seal the cluster's UDP gossip (cluster/gossip_keyring.hpp); empty: in clear.
+  std::string gossip_keyring;
+  std::vector<std::vector<std::byte>> gossip_keys;  // the file's keys, primary first, read at start
 
   bool clustered() const { return cluster_port >= 0; }
   bool cluster_tls() const { return !cluster_tls_cert.empty(); }
@@ -308,6 +316,13 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
                  "certificate, or none, is refused" +
                      tls_note)
       ->needs(cluster_port);
+  app.add_option("--gossip-keyring", opt.gossip_keyring,
+                 "seal the cluster's UDP gossip with AES-GCM keys from FILE: one base64 key (16, 24 or 32 "
+                 "bytes) per line, the first one sealing, every one accepted; SIGHUP reads the file again "
+                 "(key rotation). Every node needs the same keys (default: gossip in clear, anyone who "
+                 "reaches the cluster port can join)")
+      ->type_name("FILE")
+      ->needs(cluster_port);
   app.add_flag("-V,--version", show_version, "print the version and exit");
 
   try {
@@ -383,6 +398,15 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
     if (tls_files != 0)
       return fail("--cluster-tls-cert: this dhtkit-cache was built without OpenSSL (Debian: libssl-dev)");
 #endif
+    if (!opt.gossip_keyring.empty()) {
+#ifdef DHTKIT_CACHE_KEYRING
+      auto file = dhtkit::read_keyring_file(opt.gossip_keyring);
+      if (!file.ok()) return fail("--gossip-keyring " + file.error);
+      opt.gossip_keys = std::move(file.keys);
+#else
+      return fail("--gossip-keyring: this dhtkit-cache was built without OpenSSL (Debian: libssl-dev)");
+#endif
+    }
   }
   if (auto error = parse_tls_options(extended, opt.client_tls)) return fail(*error);
 #ifndef DHTKIT_CACHE_TLS

@@ -55,6 +55,9 @@ enum class errc {
   name_in_use,         ///< another live node already claims this node's name (and so its id)
   not_ready,           ///< this node holds the range but its handoff has not completed: ask a previous holder
   placement_mismatch,  ///< the sender's placement disagrees with the receiver's (a range it does not hold)
+
+  // Peer security (appended)
+  unauthenticated,  ///< a sealed message no installed key opens (wrong key, tampered, truncated, plaintext)
 };
 
 namespace detail {
@@ -115,6 +118,8 @@ class error_category_impl final : public std::error_category {
         return "range not ready: its handoff to this node has not completed";
       case errc::placement_mismatch:
         return "placement mismatch: the receiver does not hold that range";
+      case errc::unauthenticated:
+        return "unauthenticated: no installed key opens the message";
     }
     return "unknown dhtkit error " + std::to_string(value);
   }

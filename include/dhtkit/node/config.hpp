@@ -29,6 +29,7 @@
 #include "dhtkit/membership/config.hpp"
 #include "dhtkit/node/placement.hpp"
 #include "dhtkit/replication/config.hpp"
+#include "dhtkit/transport/datagram_cipher.hpp"
 
 namespace dhtkit {
 
@@ -135,6 +136,17 @@ struct node_config {
   /// For tests only, never on a network: everything on the stream lane, so a
   /// test can show what two lanes prevent (probes stuck behind bulk data).
   bool single_lane = false;
+  /// Seals every datagram of the packet lane (SWIM gossip and small
+  /// messages) with a shared key: dhtkit::keyring (dhtkit/security/keyring.hpp)
+  /// or another datagram_cipher. A datagram that does not open is dropped and
+  /// counted (node_stats::dropped.unauthenticated), so a process without the
+  /// key can neither join nor gossip. Its overhead() comes out of
+  /// packet_max_message: the node's packet-lane messages (SWIM's
+  /// membership.max_message_size included) shrink by that much, and larger
+  /// ones take the stream lane. The stream lane is not covered (that is TLS).
+  /// Null, the default: the packet lane is plaintext, and anyone who can
+  /// reach the UDP port can join the cluster. Ignored by the simulator node.
+  std::shared_ptr<const datagram_cipher> packet_cipher{};
 
   /// One data centre: sub-millisecond round trips.
   static node_config lan() {
@@ -206,6 +218,8 @@ struct node_config {
     if (max_pending_ops < 1) fail("max_pending_ops must be at least 1");
     if (packet_max_message < 512 || packet_max_message > 65507)
       fail("packet_max_message must be in [512, 65507] (a UDP datagram)");
+    if (packet_cipher && packet_max_message < 512 + packet_cipher->overhead())
+      fail("packet_max_message must leave 512 bytes for messages beside packet_cipher's overhead");
     if (membership.max_message_size > packet_max_message)
       fail("membership.max_message_size must not exceed packet_max_message (SWIM uses the packet lane)");
     if (stream_max_message < handoff.chunk_bytes + 4096)

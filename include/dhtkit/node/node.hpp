@@ -225,7 +225,7 @@ class basic_node {
   }
 
   /// The node's counters. Only on the strand (see Threading in node.hpp).
-  node_stats stats() const { return impl_->core().stats(); }
+  node_stats stats() const { return impl_->stats(); }
 
   /// Called on the strand for every membership and ownership event, from the
   /// next event on; an empty function removes it.
@@ -287,8 +287,8 @@ class basic_node {
     if (!lanes) return lanes.error();
     std::random_device rd;
     const std::uint64_t seed = (std::uint64_t{rd()} << 32) ^ rd();
-    auto impl = std::make_shared<impl_type>(strand, cfg, std::move(*lanes), std::move(*seeds),
-                                            std::move(owned), store, hints, journal, seed);
+    auto impl = std::make_shared<impl_type>(strand, detail::node::core_config(cfg), std::move(*lanes),
+                                            std::move(*seeds), std::move(owned), store, hints, journal, seed);
     impl->start();
     return basic_node(std::move(impl));
   }

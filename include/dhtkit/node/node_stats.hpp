@@ -71,6 +71,9 @@ struct node_drop_stats {
       0;                           ///< taken apart by a component and found invalid (its own stats say why)
   std::uint64_t unknown_peer = 0;  ///< a message for a node id with no known address (not sent)
   std::uint64_t oversized = 0;     ///< an outgoing message over stream_max_message (not sent)
+  /// Datagrams node_config::packet_cipher did not open (no key of ours, altered,
+  /// plaintext); counted by the packet lane of the Asio node, 0 in the simulator.
+  std::uint64_t unauthenticated = 0;
 };
 
 /// The DHT node's counters (monotonic) and gauges (current values).

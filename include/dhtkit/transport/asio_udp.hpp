@@ -8,6 +8,13 @@
 /// fragmented). send() refuses a larger one with errc::message_too_large; the
 /// receive buffer is one byte larger than the limit, so an oversized datagram
 /// from the network is recognised (not silently truncated) and dropped.
+///
+/// With a cipher (udp_transport_config::cipher, e.g. dhtkit::keyring), every
+/// datagram is sealed in send() and opened before the receive handler sees
+/// it; one that does not open is dropped and counted
+/// (udp_transport_stats::unauthenticated_received). max_message_size is then
+/// the sealed datagram's limit, and a message may be cipher->overhead() bytes
+/// smaller (max_message_size() says how large).
 /// The `from` endpoint is the datagram's source address, which is the sender's
 /// bound endpoint: a udp_transport sends from the socket it receives on.
 /// Bound to the IPv6 wildcard [::], the socket is dual-stack (IPV6_V6ONLY is
@@ -63,6 +70,7 @@
 #include "dhtkit/core/endpoint.hpp"
 #include "dhtkit/core/error.hpp"
 #include "dhtkit/core/result.hpp"
+#include "dhtkit/transport/datagram_cipher.hpp"
 #include "dhtkit/transport/detail/asio_endpoint.hpp"
 #include "dhtkit/transport/detail/callback_slot.hpp"
 #include "dhtkit/transport/transport.hpp"
@@ -85,6 +93,10 @@ struct udp_transport_config {
   /// SO_RCVBUF / SO_SNDBUF request in bytes; 0 keeps the system default. A
   /// larger receive buffer loses fewer datagrams in bursts.
   std::size_t socket_buffer_bytes = 0;
+  /// Seals every datagram sent and opens every one received (see the file's
+  /// comment). Null, the default: datagrams travel in clear, and the
+  /// receive handler gets whatever anyone sent to the port.
+  std::shared_ptr<const datagram_cipher> cipher{};
 
   void validate() const {
     auto fail = [](const char* what) {
@@ -93,6 +105,14 @@ struct udp_transport_config {
     if (max_message_size == 0 || max_message_size > 65507) fail("max_message_size must be in [1, 65507]");
     if (send_queue_datagrams == 0) fail("send_queue_datagrams must be at least 1");
     if (socket_buffer_bytes > (std::size_t{1} << 30)) fail("socket_buffer_bytes must be at most 1 GiB");
+    if (cipher && cipher->overhead() >= max_message_size)
+      fail("max_message_size must exceed the cipher's overhead (a sealed datagram holds the message too)");
+  }
+
+  /// The largest message send() takes: max_message_size less what the
+  /// cipher adds to each datagram.
+  std::size_t max_payload_size() const noexcept {
+    return cipher ? max_message_size - cipher->overhead() : max_message_size;
   }
 };
 
@@ -103,9 +123,12 @@ struct udp_transport_stats {
   std::uint64_t datagrams_sent = 0;      ///< handed to the kernel
   std::uint64_t datagrams_received = 0;  ///< handed to the receive handler
   std::uint64_t dropped_queue_full = 0;  ///< refused because the send queue was full
-  std::uint64_t send_errors = 0;         ///< the kernel refused a datagram (e.g. no route)
-  std::uint64_t oversize_received = 0;   ///< inbound datagrams over max_message_size, dropped
-  std::uint64_t dropped_on_close = 0;    ///< still queued when the transport closed
+  std::uint64_t send_errors = 0;  ///< the kernel refused a datagram (e.g. no route), or the cipher failed
+  std::uint64_t oversize_received = 0;  ///< inbound datagrams over max_message_size, dropped
+  std::uint64_t dropped_on_close = 0;   ///< still queued when the transport closed
+  /// Inbound datagrams the cipher did not open (wrong key, altered, cut
+  /// short, plaintext), dropped; always 0 without a cipher.
+  std::uint64_t unauthenticated_received = 0;
 };
 
 namespace detail::udp {
@@ -114,7 +137,7 @@ using strand_type = asio::strand<asio::any_io_executor>;
 
 struct counters {
   std::atomic<std::uint64_t> datagrams_sent{0}, datagrams_received{0}, dropped_queue_full{0}, send_errors{0},
-      oversize_received{0}, dropped_on_close{0};
+      oversize_received{0}, dropped_on_close{0}, unauthenticated_received{0};
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) {
     c.fetch_add(n, std::memory_order_relaxed);
   }
@@ -250,8 +273,18 @@ class impl : public std::enable_shared_from_this<impl> {
       counters::bump(stats_.oversize_received);
       return;
     }
+    std::span<const std::byte> message(buf_.data(), n);
+    if (cfg_.cipher) {
+      // Before anything parses it: a datagram from outside the keyring is
+      // not even counted as received.
+      if (cfg_.cipher->open(message, opened_)) {
+        counters::bump(stats_.unauthenticated_received);
+        return;
+      }
+      message = opened_;
+    }
     counters::bump(stats_.datagrams_received);
-    handler_.call(from_asio(sender_), std::span<const std::byte>(buf_.data(), n));
+    handler_.call(from_asio(sender_), message);
   }
 
   udp_transport_config cfg_;
@@ -259,6 +292,7 @@ class impl : public std::enable_shared_from_this<impl> {
   asio::ip::udp::socket socket_;
   endpoint local_;
   std::vector<std::byte> buf_;
+  std::vector<std::byte> opened_;  // buf_'s datagram opened by the cipher; reused
   asio::ip::udp::endpoint sender_;
   dhtkit::detail::callback_slot<void(const endpoint&, std::span<const std::byte>)> handler_;
   std::deque<pending> queue_;
@@ -298,7 +332,9 @@ class udp_transport {
   ~udp_transport() { close(); }
 
   endpoint local_endpoint() const { return impl_ ? impl_->local() : endpoint{}; }
-  std::size_t max_message_size() const { return impl_ ? impl_->config().max_message_size : 0; }
+  /// The largest message send() takes (with a cipher, its overhead less
+  /// than config().max_message_size, the datagram's limit).
+  std::size_t max_message_size() const { return impl_ ? impl_->config().max_payload_size() : 0; }
   /// Precondition for config() and get_executor(): the transport has not been
   /// moved from (every other member is safe on a moved-from transport).
   const udp_transport_config& config() const {
@@ -312,7 +348,7 @@ class udp_transport {
 
   std::error_code send(const endpoint& to, std::span<const std::byte> message) {
     if (!impl_ || impl_->closed()) return errc::shut_down;
-    if (message.size() > impl_->config().max_message_size) return errc::message_too_large;
+    if (message.size() > impl_->config().max_payload_size()) return errc::message_too_large;
     if (to.port == 0 || to.is_unspecified()) return errc::unknown_peer;
     const endpoint& local = impl_->local();
     asio::ip::udp::endpoint dest;
@@ -327,6 +363,16 @@ class udp_transport {
       // IPv6 address an IPv4 peer: known at once.
       return errc::unknown_peer;
     }
+    std::vector<std::byte> sealed;
+    if (const auto& cipher = impl_->config().cipher) {
+      // Sealed here, on the caller's thread: the cipher synchronizes itself,
+      // and the strand does not pay for another thread's encryption.
+      if (std::error_code ec = cipher->seal(message, sealed)) {
+        detail::udp::counters::bump(impl_->stats().send_errors);
+        return ec;
+      }
+      message = sealed;
+    }
     if (impl_->strand().running_in_this_thread()) return impl_->send_now(dest, message);
     if (!impl_->begin_post()) return errc::queue_full;
     // If the copy or the post throws (std::bad_alloc), give the place back.
@@ -336,11 +382,12 @@ class udp_transport {
         if (p) p->end_post();
       }
     } guard{impl_.get()};
-    asio::post(impl_->strand(),
-               [p = impl_, d = detail::udp::pending{dest, {message.begin(), message.end()}}]() mutable {
-                 p->end_post();
-                 (void)p->enqueue(std::move(d));
-               });
+    detail::udp::pending d{
+        dest, sealed.empty() ? std::vector<std::byte>(message.begin(), message.end()) : std::move(sealed)};
+    asio::post(impl_->strand(), [p = impl_, d = std::move(d)]() mutable {
+      p->end_post();
+      (void)p->enqueue(std::move(d));
+    });
     guard.p = nullptr;
     return {};
   }
@@ -364,6 +411,7 @@ class udp_transport {
     s.send_errors = get(c.send_errors);
     s.oversize_received = get(c.oversize_received);
     s.dropped_on_close = get(c.dropped_on_close);
+    s.unauthenticated_received = get(c.unauthenticated_received);
     return s;
   }
 

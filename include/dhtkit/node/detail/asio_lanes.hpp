@@ -64,6 +64,7 @@ inline result<asio_lanes> open_lanes(const asio::any_io_executor& ex, const node
   udp_transport_config ucfg;
   ucfg.bind = *listen;
   ucfg.max_message_size = cfg.packet_max_message;
+  ucfg.cipher = cfg.packet_cipher;
   auto udp = udp_transport::open(ex, ucfg);
   if (!udp) return udp.error();
 
@@ -93,6 +94,19 @@ inline result<asio_lanes> open_lanes(const asio::any_io_executor& ex, const node
   endpoint stream_ep = packet_ep;
   stream_ep.port = tcp->local_endpoint().port;
   return asio_lanes{std::move(*udp), std::move(*tcp), packet_ep, stream_ep};
+}
+
+// The configuration the core runs with. A packet cipher makes every datagram
+// its overhead() larger, and packet_max_message bounds the datagram on the
+// wire (what fits the MTU), so the core's packet-lane budget shrinks by the
+// overhead: SWIM cuts its messages to it, and the core sends anything larger
+// on the stream lane (node_lanes.hpp), so no message is lost to the cipher.
+inline node_config core_config(node_config cfg) {
+  if (cfg.packet_cipher) {
+    cfg.packet_max_message -= cfg.packet_cipher->overhead();  // validate(): at least 512 remain
+    cfg.membership.max_message_size = std::min(cfg.membership.max_message_size, cfg.packet_max_message);
+  }
+  return cfg;
 }
 
 }  // namespace dhtkit::detail::node

@@ -144,7 +144,15 @@ class asio_node_impl : public std::enable_shared_from_this<asio_node_impl<Core, 
   template <class Handler>
   void initiate_stats(Handler&& h) {
     auto op = std::make_shared<op_handler<void(node_stats)>>(std::forward<Handler>(h), strand_);
-    asio::post(strand_, [self = this->shared_from_this(), op] { (*op)(self->core_.stats()); });
+    asio::post(strand_, [self = this->shared_from_this(), op] { (*op)(self->stats()); });
+  }
+
+  // The core's counters and the one the packet lane keeps for the node
+  // (datagrams refused before the core could see them). On the strand.
+  node_stats stats() const {
+    node_stats s = core_.stats();
+    s.dropped.unauthenticated = packet_.stats().unauthenticated_received;
+    return s;
   }
 
   void set_event_handler(std::function<void(const node_event&)> f) {
