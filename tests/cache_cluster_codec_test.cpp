@@ -69,6 +69,12 @@ TEST_CASE("cache record: truncated, padded, oversized or foreign bytes are refus
   auto bad_bits = good;
   bad_bits[37] = std::byte{0x80};
   CHECK_FALSE(decode_record(bad_bits, 1 << 20));
+  // Found by cache_cluster_fuzz: peek_record (the expiry sweep's reader)
+  // took a record with unknown state bits that decode_record refuses.
+  CHECK_FALSE(peek_record(bad_bits, 1 << 20));
+  CHECK_FALSE(peek_record(padded, 1 << 20));
+  CHECK_FALSE(peek_record(bad_magic, 1 << 20));
+  REQUIRE(peek_record(good, 1 << 20));
   auto huge = good;  // a length field claiming 4 GiB over 5 bytes
   for (int i = 0; i < 4; ++i) huge[38 + i] = std::byte{0xFF};
   CHECK_FALSE(decode_record(huge, std::size_t{1} << 40));

@@ -370,6 +370,31 @@ TEST_CASE("a forwarded put is completed only by the replica it was forwarded to"
   REQUIRE(!c.at(0).outbox().puts.at(0).error);
 }
 
+TEST_CASE("a forward reply claiming success short of W is refused", "[replication]") {
+  // Found by replication_fuzz: a reply with status 0 but fewer acks than W
+  // completed the put as a success "stored on 0 replicas (W=2)".
+  hand_cluster c(hand_config());
+  std::string key;
+  for (int i = 0; key.empty(); ++i) {
+    const auto owners = c.at(0).replicas_of("k" + std::to_string(i), 3);
+    if (std::find(owners.begin(), owners.end(), hand_cluster::id(0)) == owners.end())
+      key = "k" + std::to_string(i);
+  }
+  const auto op = c.at(0).put(key, dhtkit::to_bytes("v"), {}, c.now);  // W = 2
+  const auto owner = c.at(0).outbox().messages.at(0).to;
+  c.at(0).outbox().messages.clear();
+  dhtkit::detail::repl::codec codec;
+  const dhtkit::detail::repl::forward_reply short_of_w{op, 0, 1, 2};
+  REQUIRE(c.at(0).receive(owner, *codec.encode(short_of_w, owner), c.now));
+  REQUIRE(c.at(0).outbox().puts.empty());
+  REQUIRE(c.at(0).stats().rejected == 1);
+  const dhtkit::detail::repl::forward_reply enough{op, 0, 2, 2};
+  REQUIRE_FALSE(c.at(0).receive(owner, *codec.encode(enough, owner), c.now));
+  REQUIRE(c.at(0).outbox().puts.at(0).id == op);
+  REQUIRE_FALSE(c.at(0).outbox().puts.at(0).error);
+  REQUIRE(c.at(0).outbox().puts.at(0).acks == 2);
+}
+
 TEST_CASE("a forward whose replica is dead but not marked down goes to the next true replica",
           "[replication]") {
   // Node 2 crashes and no failure detector says so: forwards to it go unanswered.

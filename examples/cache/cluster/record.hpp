@@ -118,6 +118,9 @@ inline std::optional<record_header> peek_record(std::span<const std::byte> b, st
   if (b.size() < detail::record_header || std::to_integer<std::uint8_t>(b[0]) != detail::record_magic)
     return std::nullopt;
   const std::uint64_t length = detail::get_u64(b.data() + 38, 4);
+  // The same checks as decode_record, so both agree on what is a record.
+  const auto bits = std::to_integer<std::uint8_t>(b[37]);
+  if (bits > (cache_record::stale_bit | cache_record::win_sent_bit)) return std::nullopt;
   if (length > max_value || length != b.size() - detail::record_header) return std::nullopt;
   return record_header{detail::get_u64(b.data() + 1),
                        static_cast<std::int64_t>(detail::get_u64(b.data() + 29))};

@@ -214,6 +214,10 @@ void basic_replica<Storage, Placement>::handle(node_id from, const detail::repl:
   // Request ids are sequential: another member must not be able to complete it.
   const auto& tried = it->second.tried;
   if (std::find(tried.begin(), tried.end(), from) == tried.end()) return (void)++stats_.rejected;
+  // Success short of the quorum asked for is a contradiction (found by
+  // replication_fuzz: it completed the put as stored on 0 of W replicas):
+  // no answer; the forward waits for a real one or its deadline.
+  if (m.status == 0 && m.acks < it->second.message.w) return (void)++stats_.rejected;
   std::error_code ec;
   if (m.status != 0) ec = std::error_code(m.status, error_category());
   complete_put(it->first, it->second.message.key, ec, m.acks, it->second.message.w);
