@@ -469,10 +469,15 @@ TEST_CASE("asio node: use_future with the io_context running on a thread") {
   jc.get();
 
   // Until all three agree, a put may see fewer replicas: retry on a timer
-  // (a bounded wait on an event, not a sleep).
+  // (a bounded wait on an event, not a sleep). Each attempt writes a key of
+  // its own: a put that failed its quorum may still have reached a replica,
+  // and a retry of the same key without its context would be a second
+  // sibling (seen under ThreadSanitizer, where attempts time out).
   std::optional<dhtkit::put_result> stored;
+  std::string key;
   for (int attempt = 0; attempt < 50 && !stored; ++attempt) {
-    auto f = a.async_put("k", to_bytes("v"), {}, asio::use_future);
+    key = "k" + std::to_string(attempt);
+    auto f = a.async_put(key, to_bytes("v"), {}, asio::use_future);
     REQUIRE(f.wait_for(5s) == std::future_status::ready);
     try {
       stored = f.get();
@@ -483,7 +488,7 @@ TEST_CASE("asio node: use_future with the io_context running on a thread") {
   }
   REQUIRE(stored.has_value());
   CHECK(stored->acks >= 2);
-  auto g = c.async_get("k", asio::use_future);
+  auto g = c.async_get(key, asio::use_future);
   REQUIRE(g.wait_for(5s) == std::future_status::ready);
   const dhtkit::get_result got = g.get();
   REQUIRE(got.siblings.size() == 1);
