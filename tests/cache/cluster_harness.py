@@ -153,10 +153,11 @@ class Node:
 class Cluster:
     """n dhtkit-cache processes on loopback; a context manager that stops them all."""
 
-    def __init__(self, binary, n, replicas=3, read_quorum=1, write_quorum=2, extra=(), start_timeout=20.0):
+    def __init__(self, binary, n, replicas=3, read_quorum=1, write_quorum=2, extra=(), start_timeout=20.0,
+                 threads=2):
         self.binary = binary
         self.options = ["--replicas", str(replicas), "--read-quorum", str(read_quorum),
-                        "--write-quorum", str(write_quorum), "-t", "2", *extra]
+                        "--write-quorum", str(write_quorum), "-t", str(threads), *extra]
         self.start_timeout = start_timeout
         self.nodes = []
         _LIVE.add(self)
