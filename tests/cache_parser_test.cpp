@@ -131,6 +131,40 @@ TEST_CASE("cache parser: buffers grown by a burst are given back once it is cons
   CHECK(p.retained_bytes() <= 2 * p.limits().retained_capacity);
 }
 
+TEST_CASE("cache parser: mid_request holds from a request's first byte until it is whole",
+          "[cache][parser]") {
+  // What --request-timeout times: a partial line, a value or a swallow with bytes to come.
+  request_parser p;
+  CHECK_FALSE(p.mid_request());
+  p.append("g");
+  CHECK(p.next().what == kind::need_more);
+  CHECK(p.mid_request());
+  p.append("et k\r\n");
+  CHECK(p.next().what == kind::line);
+  CHECK_FALSE(p.mid_request());
+  p.append("set k 0 0 3\r\n");
+  CHECK(p.next().what == kind::line);
+  p.expect_value(3);
+  CHECK(p.next().what == kind::need_more);
+  CHECK(p.mid_request());  // the line is consumed, its value is not
+  p.append("abc\r\n");
+  CHECK(p.next().what == kind::value);
+  CHECK(p.next().what == kind::need_more);
+  CHECK_FALSE(p.mid_request());
+  p.append("set k 0 0 9999999\r\n");
+  CHECK(p.next().what == kind::line);
+  p.swallow(9999999);
+  CHECK(p.next().what == kind::need_more);
+  CHECK(p.mid_request());  // a swallow is a request still arriving too
+  // Two whole requests and the start of a third: mid_request once the whole ones are taken.
+  request_parser q;
+  q.append("get a\r\nget b\r\nge");
+  CHECK(q.next().what == kind::line);
+  CHECK(q.next().what == kind::line);
+  CHECK(q.next().what == kind::need_more);
+  CHECK(q.mid_request());
+}
+
 TEST_CASE("cache parser: tokens are split at runs of spaces and counted up to 24", "[cache][parser]") {
   auto t = dhtkit_cache::tokenize("  set   a 0  0 1 ");
   REQUIRE(t.size() == 5);

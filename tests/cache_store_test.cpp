@@ -318,10 +318,10 @@ TEST_CASE("cache store: threads sharing it keep the bound, the counts and CAS un
 }
 
 // Sanitizers replace malloc, and mallinfo2 with it.
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define DHTKIT_TEST_MALLOC_REPLACED 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define DHTKIT_TEST_MALLOC_REPLACED 1
 #endif
 #endif

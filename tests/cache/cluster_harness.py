@@ -154,10 +154,10 @@ class Cluster:
     """n dhtkit-cache processes on loopback; a context manager that stops them all."""
 
     def __init__(self, binary, n, replicas=3, read_quorum=1, write_quorum=2, extra=(), start_timeout=20.0,
-                 node_args=None):
+                 node_args=None, threads=2):
         self.binary = binary
         self.options = ["--replicas", str(replicas), "--read-quorum", str(read_quorum),
-                        "--write-quorum", str(write_quorum), "-t", "2", *extra]
+                        "--write-quorum", str(write_quorum), "-t", str(threads), *extra]
         # name -> arguments for that node only (e.g. its own TLS certificate and key).
         self.node_args = node_args
         self.start_timeout = start_timeout

@@ -76,6 +76,21 @@ void engine<Node>::refresh_snapshot() {
   num("cluster_gossip_reloads", gossip_keys_.reloads());
   num("cluster_gossip_reload_errors", gossip_keys_.reload_errors());
   num("cluster_gossip_unauthenticated", node_->packet_transport_stats().unauthenticated_received);
+  // What peers (or strangers) sent that was refused, by reason: the node's
+  // dispatcher counts envelopes, the transports count datagrams and
+  // connections they dropped before a message could be decoded.
+  num("cluster_dropped_malformed", st.dropped.malformed);
+  num("cluster_dropped_unknown_type", st.dropped.unknown_type);
+  num("cluster_dropped_not_a_member", st.dropped.not_a_member);
+  num("cluster_dropped_spoofed", st.dropped.spoofed);
+  num("cluster_dropped_refused_by_core", st.dropped.refused_by_core);
+  const dhtkit::udp_transport_stats packets = node_->packet_transport_stats();
+  num("cluster_packet_received", packets.datagrams_received);
+  num("cluster_packet_oversize_dropped", packets.oversize_received);
+  const dhtkit::tcp_transport_stats streams = node_->stream_transport_stats();
+  num("cluster_stream_bad_hellos", streams.bad_hellos);
+  num("cluster_stream_oversize_frames", streams.oversize_frames);
+  num("cluster_stream_refused_inbound", streams.refused_inbound);
 
   const dhtkit::storage_stats ss = storage_.stats();
   s.items = ss.siblings - ss.tombstones;

@@ -142,6 +142,11 @@ class request_parser {
     }
   }
 
+  // A request has begun and is not complete: part of a line is buffered, or
+  // a value (or a value being swallowed) has bytes still to come. The server
+  // bounds how long a client may take to finish one (--request-timeout).
+  bool mid_request() const { return state_ != state::line || pos_ < buf_.size(); }
+
   // The start of the partial line, for a too_long line's reply.
   bool partial_line_is_get() const { return is_get_line(); }
 

@@ -56,6 +56,10 @@ struct server_settings {
   // read the first token as memcached's version, so it starts with the 1.6
   // release whose behaviour dhtkit-cache follows.
   std::string version = "1.6.18 dhtkit-cache/0.1.0";
+
+  // Close a connection whose request has been arriving this long without
+  // being complete (a client trickling bytes); 0: never. See options.hpp.
+  std::size_t request_timeout_s = 30;
 };
 
 // Counters `stats` reports. The server counts connections and bytes; the

@@ -80,6 +80,9 @@ class session {
   // Precondition: bytes.size() <= input_room().
   void receive(std::string_view bytes) { parser_.append(bytes); }
 
+  // A request has started arriving and is not whole yet (request_parser::mid_request()).
+  bool mid_request() const { return parser_.mid_request(); }
+
   // Runs the buffered complete requests, appending their replies to out.
   session_status process(std::string& out) {
     const session_status s = run(out);

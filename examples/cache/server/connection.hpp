@@ -36,6 +36,13 @@
 //     keep_output_capacity).
 //   - With --idle-timeout, a connection that moved no byte either way for that
 //     long is closed (a client that stops reading its replies included).
+//   - --request-timeout (30 s by default) closes a connection whose request
+//     is still incomplete that long after the server began waiting for its
+//     rest: a client trickling a byte a second (slowloris) moves bytes, so the
+//     idle timeout never fires, but it cannot hold a slot past this bound. The
+//     clock starts when the server waits to read with part of a request
+//     buffered, and starts again after the server waited to write (then the
+//     client, not the server, was the one waiting).
 // Fairness: one readiness event reads at most max_reads_per_event times before
 // the connection waits its turn again, so a pipelining client cannot starve
 // the others on its thread (memcached's -R).
@@ -89,7 +96,8 @@ class basic_connection : public std::enable_shared_from_this<basic_connection<Tr
         ctx_(ctx),
         shared_(shared),
         session_(ctx, max_output, {}, shared.measure_commands ? &shared.metrics : nullptr),
-        idle_timer_(transport_.socket().get_executor()) {
+        idle_timer_(transport_.socket().get_executor()),
+        request_timer_(transport_.socket().get_executor()) {
     // Counted here and uncounted in the destructor, so the count cannot drift
     // whatever fails in between.
     ctx_.counters.curr_connections.fetch_add(1, std::memory_order_relaxed);
@@ -129,6 +137,7 @@ class basic_connection : public std::enable_shared_from_this<basic_connection<Tr
     closed_ = true;
     transport_.close();
     idle_timer_.cancel();
+    request_timer_.cancel();
     slots_.clear();
   }
 
@@ -200,6 +209,7 @@ class basic_connection : public std::enable_shared_from_this<basic_connection<Tr
 
   void wait_writable() {
     write_armed_ = true;
+    partial_since_.reset();  // the server waits for the client to read: not the client's delay
     transport_.async_wait_writable([self = this->shared_from_this()](std::error_code ec) {
       self->write_armed_ = false;
       if (ec || self->closed_) return self->close();
@@ -234,6 +244,7 @@ class basic_connection : public std::enable_shared_from_this<basic_connection<Tr
         if (slots_.empty()) close();
         return;
       }
+      track_partial_request();
       if (read_armed_) return;
       if (reads_left_ == 0) return wait_readable();
       if (!read_once()) return;
@@ -372,6 +383,38 @@ class basic_connection : public std::enable_shared_from_this<basic_connection<Tr
     return true;
   }
 
+  // The server is about to wait for input: a request begun and not whole
+  // starts (or keeps) the --request-timeout clock; a request boundary stops it.
+  void track_partial_request() {
+    if (!session_.mid_request()) {
+      partial_since_.reset();
+      return;
+    }
+    if (partial_since_ || ctx_.settings.request_timeout_s == 0) return;
+    partial_since_ = std::chrono::steady_clock::now();
+    if (!request_timer_armed_) arm_request_timer(std::chrono::seconds(ctx_.settings.request_timeout_s));
+  }
+
+  // One timer per connection, armed only while a request is partial; a wake-up
+  // for a clock restarted since re-arms for what is left.
+  void arm_request_timer(std::chrono::steady_clock::duration after) {
+    request_timer_armed_ = true;
+    request_timer_.expires_after(after);
+    request_timer_.async_wait([self = this->shared_from_this()](std::error_code ec) {
+      self->request_timer_armed_ = false;
+      if (ec || self->closed_ || !self->partial_since_) return;
+      const auto timeout = std::chrono::seconds(self->ctx_.settings.request_timeout_s);
+      const auto waited = std::chrono::steady_clock::now() - *self->partial_since_;
+      if (waited >= timeout) {
+        log_line(self->ctx_.verbosity, log_level::warning,
+                 "connection %s: a request incomplete after %zu s (--request-timeout), closing",
+                 self->peer_.c_str(), self->ctx_.settings.request_timeout_s);
+        return self->close();
+      }
+      self->arm_request_timer(timeout - waited);
+    });
+  }
+
   void arm_idle_timer(std::chrono::steady_clock::duration after) {
     idle_timer_.expires_after(after);
     idle_timer_.async_wait([self = this->shared_from_this()](std::error_code ec) {
@@ -407,6 +450,10 @@ class basic_connection : public std::enable_shared_from_this<basic_connection<Tr
   bool write_armed_ = false;
   asio::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point last_activity_{};
+  asio::steady_timer request_timer_;
+  bool request_timer_armed_ = false;
+  // Since when the server has been waiting for the rest of a partial request.
+  std::optional<std::chrono::steady_clock::time_point> partial_since_;
   std::string peer_ = "?";
   bool eof_ = false;  // the client shut down its side: no more requests
   bool closed_ = false;

@@ -7,6 +7,8 @@
 //   - -l takes one IP address (memcached also takes host names and lists);
 //   - -p 0 binds a free port and prints it (memcached refuses it); tests use it;
 //   - --idle-timeout is a flag of its own (memcached: -o idle_timeout=N);
+//   - --request-timeout bounds how long one request may take to arrive
+//     (memcached has no such bound);
 //   - --metrics-port serves Prometheus metrics (memcached has none; its
 //     operators run memcached_exporter, which works with dhtkit-cache too);
 //   - -o takes only the ssl_* options of -Z (below), and an ssl_* option
@@ -68,6 +70,11 @@ struct options {
   std::size_t idle_timeout_s = 0;  // 0: never
   int metrics_port = -1;           // --metrics-port; -1: no metrics endpoint, 0: a free port
   std::string metrics_listen;      // --metrics-listen; empty: the -l address
+
+  // --request-timeout: seconds a request may take to arrive whole; 0: never.
+  // 30 s: what a 1 MiB item needs at 35 KB/s, while a client trickling a
+  // byte a second (slowloris) holds a connection slot at most that long.
+  std::size_t request_timeout_s = 30;
 
   // A node of a cluster (cluster/engine.hpp) when cluster_port >= 0.
   int cluster_port = -1;                // --cluster-port: UDP gossip and TCP data; 0 picks free ports
@@ -225,6 +232,11 @@ inline std::optional<options> parse_command_line(int argc, char** argv, int& exi
   app.add_option("--idle-timeout", opt.idle_timeout_s,
                  "close a connection after this many seconds without traffic; 0: never (default: 0; "
                  "memcached: -o idle_timeout)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{30} * 24 * 3600));
+  app.add_option("--request-timeout", opt.request_timeout_s,
+                 "close a connection whose request (command line and value) is still incomplete this "
+                 "many seconds after the server began waiting for the rest; 0: never (default: 30; "
+                 "memcached has no such bound)")
       ->check(CLI::Range(std::size_t{0}, std::size_t{30} * 24 * 3600));
   auto* metrics_port =
       app.add_option("--metrics-port", opt.metrics_port,

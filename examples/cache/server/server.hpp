@@ -108,6 +108,7 @@ inline server_settings make_settings(const options& opt) {
   s.port = opt.port;
   s.listen = opt.listen;
   s.idle_timeout_s = opt.idle_timeout_s;
+  s.request_timeout_s = opt.request_timeout_s;
   s.flush_enabled = !opt.disable_flush_all;
   s.memory_limit = opt.memory_limit_bytes();
   s.max_item_size = opt.max_item_size;
