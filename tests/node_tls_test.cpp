@@ -30,6 +30,7 @@
 #include "dhtkit/transport/asio_tcp.hpp"
 #include "support/asio_run.hpp"
 #include "support/catch.hpp"
+#include "support/node_poll.hpp"
 #include "support/test_certificates.hpp"
 #include "support/transport_conformance.hpp"
 
@@ -323,20 +324,9 @@ bool join(asio::io_context& io, dhtkit::node& n) {
 // joined through a can take b several seconds of gossip to learn of (seen up
 // to 7 s on a loaded 2-core machine; gossip is UDP, TLS plays no part).
 bool see_alive(asio::io_context& io, const std::vector<dhtkit::node*>& nodes, std::uint64_t alive) {
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::vector<std::optional<dhtkit::node_stats>> s(nodes.size());
-    for (std::size_t i = 0; i < nodes.size(); ++i)
-      nodes[i]->async_stats([&s, i](dhtkit::node_stats st) { s[i] = st; });
-    if (!run_until(
-            io, [&] { return std::all_of(s.begin(), s.end(), [](const auto& x) { return x.has_value(); }); },
-            2s))
-      return false;
-    if (std::all_of(s.begin(), s.end(), [&](const auto& x) { return x->members_alive == alive; }))
-      return true;
-    io.run_for(20ms);
-  }
-  return false;
+  return dhtkit::test::stats_until(io, nodes, 30s, 2s, [&](const std::vector<dhtkit::node_stats>& s) {
+    return std::all_of(s.begin(), s.end(), [&](const auto& x) { return x.members_alive == alive; });
+  });
 }
 
 std::error_code put(asio::io_context& io, dhtkit::node& n, const std::string& key,
