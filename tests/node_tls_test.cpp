@@ -337,6 +337,21 @@ bool see_alive(asio::io_context& io, const std::vector<dhtkit::node*>& nodes, st
   });
 }
 
+// Nodes a and b, each with its own certificate from the cluster CA, both
+// joined (b through a). `seed` is a's packet endpoint, for the nodes a test adds.
+struct joined_pair {
+  certificates certs;
+  asio::io_context io;
+  dhtkit::node a{io.get_executor(), tls_node_config("a", dhtkit::tls_security::create(certs.a.config))};
+  const std::vector<std::string> seed{a.packet_endpoint().to_string()};
+  dhtkit::node b{io.get_executor(), tls_node_config("b", dhtkit::tls_security::create(certs.b.config), seed)};
+
+  joined_pair() {
+    REQUIRE(join(io, a));
+    REQUIRE(join(io, b));
+  }
+};
+
 std::error_code put(asio::io_context& io, dhtkit::node& n, const std::string& key,
                     const std::vector<std::byte>& v, dhtkit::put_result* out = nullptr) {
   std::optional<std::error_code> done;
@@ -367,14 +382,9 @@ std::optional<dhtkit::get_result> get(asio::io_context& io, dhtkit::node& n, con
 
 }  // namespace
 
-TEST_CASE("tls node: two nodes join and replicate a value larger than a datagram over the TLS stream lane") {
-  certificates certs;
-  asio::io_context io;
-  dhtkit::node a(io.get_executor(), tls_node_config("a", dhtkit::tls_security::create(certs.a.config)));
-  REQUIRE(join(io, a));
-  dhtkit::node b(io.get_executor(), tls_node_config("b", dhtkit::tls_security::create(certs.b.config),
-                                                    {a.packet_endpoint().to_string()}));
-  REQUIRE(join(io, b));
+TEST_CASE_METHOD(
+    joined_pair,
+    "tls node: two nodes join and replicate a value larger than a datagram over the TLS stream lane") {
   REQUIRE(see_alive(io, {&a, &b}, 2));
 
   const auto value = bytes_of(8 * 1024, 'v');  // > packet_max_message (1400): the stream lane
@@ -402,14 +412,9 @@ TEST_CASE("tls node: two nodes join and replicate a value larger than a datagram
   }
 }
 
-TEST_CASE("tls node: a node with a certificate from another CA cannot deliver stream messages or get data") {
-  certificates certs;
-  asio::io_context io;
-  dhtkit::node a(io.get_executor(), tls_node_config("a", dhtkit::tls_security::create(certs.a.config)));
-  REQUIRE(join(io, a));
-  const std::vector<std::string> seed{a.packet_endpoint().to_string()};
-  dhtkit::node b(io.get_executor(), tls_node_config("b", dhtkit::tls_security::create(certs.b.config), seed));
-  REQUIRE(join(io, b));
+TEST_CASE_METHOD(
+    joined_pair,
+    "tls node: a node with a certificate from another CA cannot deliver stream messages or get data") {
   // Gossip is the packet lane's (keyring) business: without a keyring x
   // joins the membership. What TLS keeps from it is the stream lane.
   dhtkit::node x(io.get_executor(), tls_node_config("x", dhtkit::tls_security::create(certs.x.config), seed));
@@ -431,14 +436,8 @@ TEST_CASE("tls node: a node with a certificate from another CA cannot deliver st
   CHECK(a.stream_transport_stats().frames_refused_identity == 0);
 }
 
-TEST_CASE("tls node: a valid certificate whose name is not the member's is refused both ways") {
-  certificates certs;
-  asio::io_context io;
-  dhtkit::node a(io.get_executor(), tls_node_config("a", dhtkit::tls_security::create(certs.a.config)));
-  REQUIRE(join(io, a));
-  const std::vector<std::string> seed{a.packet_endpoint().to_string()};
-  dhtkit::node b(io.get_executor(), tls_node_config("b", dhtkit::tls_security::create(certs.b.config), seed));
-  REQUIRE(join(io, b));
+TEST_CASE_METHOD(joined_pair,
+                 "tls node: a valid certificate whose name is not the member's is refused both ways") {
   REQUIRE(see_alive(io, {&a, &b}, 2));
 
   // Speaking as member b from elsewhere: a transport whose hello names b's
