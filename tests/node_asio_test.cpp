@@ -32,6 +32,7 @@
 #include "dhtkit/node/node.hpp"
 #include "support/asio_run.hpp"
 #include "support/catch.hpp"
+#include "support/node_poll.hpp"
 
 namespace {
 
@@ -371,22 +372,11 @@ namespace {
 // agree on a placement and see `alive` live members, within `bound`.
 bool converged(asio::io_context& io, const std::vector<dhtkit::node*>& nodes, std::uint64_t alive,
                std::chrono::milliseconds bound) {
-  const auto deadline = std::chrono::steady_clock::now() + bound;
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::vector<std::optional<dhtkit::node_stats>> s(nodes.size());
-    for (std::size_t i = 0; i < nodes.size(); ++i)
-      nodes[i]->async_stats([&s, i](dhtkit::node_stats st) { s[i] = st; });
-    if (!run_until(
-            io, [&] { return std::all_of(s.begin(), s.end(), [](const auto& x) { return x.has_value(); }); },
-            1s))
-      return false;
-    bool ok = true;
-    for (auto& x : s)
-      ok = ok && x->members_alive >= alive && x->placement_fingerprint == s[0]->placement_fingerprint;
-    if (ok) return true;
-    io.run_for(20ms);
-  }
-  return false;
+  return dhtkit::test::stats_until(io, nodes, bound, 1s, [&](const std::vector<dhtkit::node_stats>& s) {
+    return std::all_of(s.begin(), s.end(), [&](const auto& x) {
+      return x.members_alive >= alive && x.placement_fingerprint == s[0].placement_fingerprint;
+    });
+  });
 }
 
 // A, then B and C through A's packet endpoint, all joined and agreeing.
@@ -398,21 +388,7 @@ struct trio {
 
   explicit trio(asio::io_context& context) : io(context) {}
 
-  bool join() {
-    std::vector<std::optional<std::error_code>> done(3);
-    a.async_join([&](std::error_code ec) { done[0] = ec; });
-    if (!run_until(
-            io, [&] { return done[0].has_value(); }, 5s) ||
-        *done[0])
-      return false;
-    b.async_join([&](std::error_code ec) { done[1] = ec; });
-    c.async_join([&](std::error_code ec) { done[2] = ec; });
-    if (!run_until(
-            io, [&] { return done[1].has_value() && done[2].has_value(); }, 10s))
-      return false;
-    if (*done[1] || *done[2]) return false;
-    return converged(io, {&a, &b, &c}, 3, 10s);
-  }
+  bool join() { return dhtkit::test::join_three(io, a, b, c) && converged(io, {&a, &b, &c}, 3, 10s); }
 };
 
 }  // namespace

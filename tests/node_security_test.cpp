@@ -22,6 +22,7 @@
 #include "dhtkit/security/keyring.hpp"
 #include "support/asio_run.hpp"
 #include "support/catch.hpp"
+#include "support/node_poll.hpp"
 
 namespace {
 
@@ -56,14 +57,9 @@ dhtkit::node_config keyed_config(std::string name, std::shared_ptr<const dhtkit:
 }
 
 std::vector<dhtkit::node_stats> stats_of(asio::io_context& io, const std::vector<dhtkit::node*>& nodes) {
-  std::vector<std::optional<dhtkit::node_stats>> s(nodes.size());
-  for (std::size_t i = 0; i < nodes.size(); ++i)
-    nodes[i]->async_stats([&s, i](dhtkit::node_stats st) { s[i] = st; });
-  REQUIRE(run_until(
-      io, [&] { return std::all_of(s.begin(), s.end(), [](const auto& x) { return x.has_value(); }); }, 5s));
-  std::vector<dhtkit::node_stats> out;
-  for (auto& x : s) out.push_back(*x);
-  return out;
+  auto s = dhtkit::test::stats_within(io, nodes, 5s);
+  REQUIRE(s.has_value());
+  return std::move(*s);
 }
 
 // All nodes see exactly `alive` live members, none suspect, one placement,
@@ -106,21 +102,7 @@ struct keyed_trio {
   std::vector<dhtkit::node*> nodes() { return {&a, &b, &c}; }
   std::vector<std::shared_ptr<dhtkit::keyring>> rings() { return {ra, rb, rc}; }
 
-  bool join() {
-    std::vector<std::optional<std::error_code>> done(3);
-    a.async_join([&](std::error_code ec) { done[0] = ec; });
-    if (!run_until(
-            io, [&] { return done[0].has_value(); }, 5s) ||
-        *done[0])
-      return false;
-    b.async_join([&](std::error_code ec) { done[1] = ec; });
-    c.async_join([&](std::error_code ec) { done[2] = ec; });
-    if (!run_until(
-            io, [&] { return done[1].has_value() && done[2].has_value(); }, 10s))
-      return false;
-    if (*done[1] || *done[2]) return false;
-    return converged(io, nodes(), 3, 10s);
-  }
+  bool join() { return dhtkit::test::join_three(io, a, b, c) && converged(io, nodes(), 3, 10s); }
 };
 
 std::error_code put(asio::io_context& io, dhtkit::node& n, const std::string& k, dhtkit::bytes v) {

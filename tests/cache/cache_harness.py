@@ -19,6 +19,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -214,6 +215,23 @@ def read_until(sock, until, timeout=10.0):
             raise ConnectionError(f"closed after {got[-200:]!r}")
         got += chunk
     return got
+
+
+def read_to_eof(sock, timeout=5.0):
+    """What arrives until the server closes: (bytes, closed?). A reset (or, on a TLS
+    socket, an SSL error) after data counts as closed; running out of time does not."""
+    sock.settimeout(timeout)
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return got, True
+            got += chunk
+    except (ConnectionResetError, ssl.SSLError):
+        return got, True
+    except socket.timeout:
+        return got, False
 
 
 def parse_stats(reply):

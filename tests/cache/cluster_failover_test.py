@@ -32,11 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cache_harness as h  # noqa: E402
 import cluster_harness as ch  # noqa: E402
 
-try:
-    from pymemcache.client.base import Client
-    from pymemcache.exceptions import MemcacheServerError, MemcacheUnexpectedCloseError
-except ImportError:
-    h.skip("pymemcache not installed (Debian: python3-pymemcache)")
+Client, errors = ch.pymemcache_or_skip()
 
 THREADS = 4
 # Paced, not closed-loop: each client thread offers at most RATE set+get
@@ -113,10 +109,10 @@ class Worker(threading.Thread):
         except socket.timeout as e:
             self.fail("timeout", op, e)
             self.connect(move=False)
-        except MemcacheUnexpectedCloseError as e:
+        except errors.MemcacheUnexpectedCloseError as e:
             self.fail("closed", op, e)
             self.connect(move=True)
-        except MemcacheServerError as e:
+        except errors.MemcacheServerError as e:
             self.fail("server_error", op, e)
         except OSError as e:
             self.fail("connection", op, e)

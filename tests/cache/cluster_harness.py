@@ -34,13 +34,23 @@ import cache_harness as h  # noqa: E402
 HOST = "127.0.0.1"
 
 # Every cluster still running: stopped at exit, and on SIGTERM/SIGINT (CTest's
-# timeout and ^C), so no test leaves a node behind when it fails.
+# timeout and ^C), so no test leaves a node behind when it fails. A harness built
+# on this one adds its own clean-up with add_teardown (netns.py: its namespaces),
+# run after the clusters stop, so it needs no exit and signal handlers of its own.
 _LIVE = set()
+_TEARDOWNS = []
+
+
+def add_teardown(fn):
+    """Runs fn() after every live cluster is stopped: at exit and on SIGTERM/SIGINT/SIGHUP."""
+    _TEARDOWNS.append(fn)
 
 
 def _stop_all():
     for cluster in list(_LIVE):
         cluster.close()
+    for fn in list(_TEARDOWNS):
+        fn()
 
 
 atexit.register(_stop_all)
@@ -53,6 +63,17 @@ def _exit_on_signal(signum, _frame):
 
 for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(_sig, _exit_on_signal)
+
+
+def pymemcache_or_skip():
+    """pymemcache's Client class and its exceptions module; when python3-pymemcache is
+    missing the test is skipped (exit 77; a failure under CI, see cache_harness.skip)."""
+    try:
+        from pymemcache import exceptions
+        from pymemcache.client.base import Client
+    except ImportError:
+        h.skip("pymemcache not installed (Debian: python3-pymemcache)")
+    return Client, exceptions
 
 
 def free_cluster_port():

@@ -35,10 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cache_harness as h  # noqa: E402
 import cluster_harness as ch  # noqa: E402
 
-try:
-    from pymemcache.client.base import Client
-except ImportError:
-    h.skip("pymemcache not installed (Debian: python3-pymemcache)")
+Client, _ = ch.pymemcache_or_skip()
 
 CLIENT_TIMEOUT_S = 5.0
 STEP_TIMEOUT_S = 10.0

@@ -31,11 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cache_harness as h  # noqa: E402
 import cluster_harness as ch  # noqa: E402
 
-try:
-    from pymemcache.client.base import Client
-    from pymemcache.exceptions import MemcacheError
-except ImportError:
-    h.skip("pymemcache not installed (Debian: python3-pymemcache)")
+Client, errors = ch.pymemcache_or_skip()
 
 # Each write through the intruder waits for the cluster's request timeout
 # (about a second) before its SERVER_ERROR: a few make the point.
@@ -171,7 +167,7 @@ def main():
             for i in range(INTRUDER_WRITES):
                 try:
                     ok = c.set(f"intruder:{i}", value_of(1000 + i, 8000), noreply=False)
-                except MemcacheError:
+                except errors.MemcacheError:
                     ok = False
                 refused_writes += not ok
             c.close()
@@ -199,7 +195,7 @@ def main():
                 for i in range(INTRUDER_WRITES):
                     try:
                         got = c.get(f"intruder:{i}")
-                    except MemcacheError:
+                    except errors.MemcacheError:
                         got = None
                     assert got is None, f"intruder:{i} readable through {node.name}"
                 c.close()

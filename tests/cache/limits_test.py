@@ -24,22 +24,6 @@ import cache_harness as h
 TOO_MANY = b"ERROR Too many open connections\r\n"
 
 
-def read_to_eof(sock, timeout=5.0):
-    """Everything until the server closes (a reset after data counts as closed)."""
-    sock.settimeout(timeout)
-    got = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return got, True
-            got += chunk
-    except ConnectionResetError:
-        return got, True
-    except socket.timeout:
-        return got, False
-
-
 def version_ok(sock):
     try:
         return h.request(sock, b"version\r\n", timeout=5).startswith(b"VERSION ")
@@ -53,7 +37,7 @@ def connection_limit(c, binary):
         for i, s in enumerate(clients):
             c.check(version_ok(s), f"-c 4: connection {i + 1} is served")
         extra = server.connect()
-        got, closed = read_to_eof(extra)
+        got, closed = h.read_to_eof(extra)
         c.equal(got, TOO_MANY, "-c 4: the fifth connection's reply")
         c.check(closed, "-c 4: the fifth connection is closed, not left hanging")
         extra.close()
@@ -160,7 +144,7 @@ def signals_and_shutdown(c, binary):
             except subprocess.TimeoutExpired:
                 c.check(False, f"{signum.name}: the server did not stop within 10 s")
             for s in clients:
-                got, closed = read_to_eof(s, 5)
+                got, closed = h.read_to_eof(s, 5)
                 c.check(closed, f"{signum.name}: client connections are closed")
                 s.close()
 
@@ -174,7 +158,7 @@ def signals_and_shutdown(c, binary):
     with h.Server(binary, "-A", "-t", "2") as server:
         with server.connect() as s:
             s.sendall(b"shutdown\r\n")
-            read_to_eof(s, 5)
+            h.read_to_eof(s, 5)
         try:
             c.equal(server.wait(10), 0, "shutdown with -A: exit status")
         except subprocess.TimeoutExpired:

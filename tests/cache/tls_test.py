@@ -136,22 +136,6 @@ def wait_stat(server, ctx, name, want, timeout=10.0):
         time.sleep(0.05)
 
 
-def read_to_eof(sock, timeout=5.0):
-    """What arrives until the server closes; (bytes, closed?)."""
-    sock.settimeout(timeout)
-    got = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return got, True
-            got += chunk
-    except (ConnectionResetError, ssl.SSLError):
-        return got, True
-    except socket.timeout:
-        return got, False
-
-
 def command_line(c, binary, certs):
     def run(*args):
         return subprocess.run([binary, "-p", "0", *args], capture_output=True, timeout=15)
@@ -297,7 +281,7 @@ def plaintext_clients(c, binary, certs):
         # A plaintext memcached client: its request is no TLS record.
         with server.connect() as plain:
             plain.sendall(b"version\r\n")
-            got, closed = read_to_eof(plain)
+            got, closed = h.read_to_eof(plain)
             c.check(closed and not got.startswith(b"VERSION"),
                     f"a plaintext client is closed, never served ({got[:80]!r}, closed={closed})")
         with server.connect() as noise:
@@ -305,7 +289,7 @@ def plaintext_clients(c, binary, certs):
                 noise.sendall(random.Random(7).randbytes(64 << 10))
             except OSError:
                 pass  # closed while sending: what is wanted
-            _, closed = read_to_eof(noise)
+            _, closed = h.read_to_eof(noise)
             c.check(closed, "a client sending 64 KiB of garbage is closed")
         c.check(h.request(tls_client, b"version\r\n").startswith(b"VERSION"),
                 "a TLS client connected before is still served")
@@ -321,7 +305,7 @@ def plaintext_clients(c, binary, certs):
             busy_ok = True
             while time.monotonic() - start < 0.5:  # the server serves others meanwhile
                 busy_ok = busy_ok and h.request(tls_client, b"version\r\n").startswith(b"VERSION")
-            _, closed = read_to_eof(silent, timeout=5.0)
+            _, closed = h.read_to_eof(silent, timeout=5.0)
             after = time.monotonic() - start
             silent.close()
             c.check(busy_ok, "a TLS client is served while a silent client waits")
@@ -393,7 +377,7 @@ def limits(c, binary, certs):
         idle = tls_connect(server, ctx)
         c.check(h.request(idle, b"version\r\n").startswith(b"VERSION"), "idle timeout under TLS: served first")
         start = time.monotonic()
-        _, closed = read_to_eof(idle, timeout=6.0)
+        _, closed = h.read_to_eof(idle, timeout=6.0)
         after = time.monotonic() - start
         c.check(closed and after >= 0.8, f"--idle-timeout 1 under TLS: the idle client is closed ({after:.2f} s)")
         idle.close()

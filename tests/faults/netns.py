@@ -28,7 +28,6 @@ with SIGKILL are swept by the next run (those whose pid no longer lives).
 Not root, or no network namespaces: skip (exit 77).
 """
 
-import atexit
 import fcntl
 import os
 import random
@@ -297,19 +296,11 @@ class FaultSchedule:
                 "flaps": self.rng.randrange(3, 7), "flap_s": round(self.rng.uniform(0.3, 1.5), 2)}
 
 
-def _teardown_all():
-    ch._stop_all()
+def _close_networks():
     for net in list(_NETWORKS):
         net.close()
 
 
-atexit.register(_teardown_all)
-
-
-def _exit_on_signal(signum, _frame):
-    _teardown_all()
-    os._exit(128 + signum)
-
-
-for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(_sig, _exit_on_signal)
+# cluster_harness stops every cluster at exit and on SIGTERM/SIGINT/SIGHUP, then
+# runs this: the namespaces go only once no node is left in them.
+ch.add_teardown(_close_networks)
