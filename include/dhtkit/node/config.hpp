@@ -140,7 +140,8 @@ struct node_config {
   /// messages) with a shared key: dhtkit::keyring (dhtkit/security/keyring.hpp)
   /// or another datagram_cipher. A datagram that does not open is dropped and
   /// counted (node_stats::dropped.unauthenticated), so a process without the
-  /// key can neither join nor gossip. Its overhead() comes out of
+  /// key can neither join nor forge gossip (it can replay captured datagrams:
+  /// see keyring.hpp). Its overhead() comes out of
   /// packet_max_message: the node's packet-lane messages (SWIM's
   /// membership.max_message_size included) shrink by that much, and larger
   /// ones take the stream lane. The stream lane is not covered (that is TLS).

@@ -37,8 +37,10 @@
 /// arriving on a connection is taken only when the connection's certificate
 /// names the member living at the endpoint its hello claims. Refusals are
 /// counted in stream_transport_stats(). Opening a node whose own certificate
-/// does not carry node_config::name throws std::invalid_argument. The packet
-/// lane is not covered: by default everything is plain, unauthenticated.
+/// does not carry node_config::name throws std::invalid_argument. TLS does
+/// not cover the packet lane: node_config::packet_cipher (dhtkit::keyring,
+/// dhtkit/security/keyring.hpp) seals it. Without either, everything is
+/// plain and unauthenticated.
 ///
 /// Addresses: UDP and TCP bind node_config::listen's host and port (port 0:
 /// each its own free port). Seeds and advertise are numeric addresses

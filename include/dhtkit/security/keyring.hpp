@@ -17,6 +17,13 @@
 /// stays safe for about 2^32 datagrams per key; rotate well before that (a
 /// node gossiping a few hundred datagrams a second takes months).
 ///
+/// What it does not stop: replay. A sealed datagram carries no counter or
+/// time, and its source address is not sealed, so whoever can capture one
+/// can send it again, from any address (memberlist's keyring has the same
+/// limit). A replayed message is one a member did send; SWIM and the
+/// replica tolerate duplicates, but a replayed ping makes its target answer
+/// the address it came from.
+///
 /// Threading: every member may be called from any thread, also while the
 /// node seals and opens with the keyring on its own strand: a mutex guards
 /// the current key set, which is immutable and shared; seal() and open()
