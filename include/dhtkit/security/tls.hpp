@@ -8,10 +8,10 @@
 /// node, and every stream-lane connection runs over TLS 1.3 with both ends
 /// presenting a certificate that chains to the CA file. A certificate's names
 /// are its DNS subject alternative names, or its subject common name when it
-/// has none; names are compared byte for byte (no wildcards, no case folding).
-/// A node refuses to start unless its own certificate carries its name, and
-/// binds every peer's certificate to the member it speaks for: see
-/// node/node.hpp ("Security") for what is verified on which side.
+/// has no subject alternative name at all (RFC 6125); names are compared byte for byte (no wildcards, no case
+/// folding). A node refuses to start unless its own certificate carries its name, and binds every peer's
+/// certificate to the member it speaks for: see node/node.hpp ("Security") for what is verified on which
+/// side.
 ///
 /// create() checks everything it can before a connection exists, so a
 /// misconfigured node fails at start with a message rather than at its first
@@ -88,7 +88,8 @@ inline void add_name(peer_identity& id, const unsigned char* data, int length) {
   id.names.emplace_back(begin, static_cast<std::size_t>(length));
 }
 
-// The certificate's DNS subject alternative names, or its common names when it has none.
+// The certificate's DNS subject alternative names, or its common names when it has no
+// subject alternative name at all.
 inline peer_identity identity_of(X509* cert) {
   peer_identity id;
   if (cert == nullptr) return id;
@@ -100,8 +101,11 @@ inline peer_identity identity_of(X509* cert) {
         add_name(id, ASN1_STRING_get0_data(g->d.dNSName), ASN1_STRING_length(g->d.dNSName));
     }
     GENERAL_NAMES_free(sans);
+    // RFC 6125: a certificate with subject alternative names is named by
+    // them alone, even when none is a DNS name; the common name is a
+    // fallback only for certificates without any.
+    return id;
   }
-  if (!id.names.empty()) return id;
   X509_NAME* subject = X509_get_subject_name(cert);
   for (int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1); i >= 0;
        i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) {
@@ -247,7 +251,7 @@ class tls_security final : public stream_security, public std::enable_shared_fro
     local_ = detail::tls::identity_of(own);
     if (local_.names.empty())
       fail("the certificate " + cfg.certificate_chain_file +
-           " names no one (no DNS subject alternative name, no common name)");
+           " names no one (no DNS subject alternative name, or no common name without any)");
   }
 
   std::shared_ptr<secure_stream> wrap(asio::ip::tcp::socket socket, stream_role role) override {
