@@ -192,8 +192,8 @@ struct tls_fixture {
   }
 
   tls_fixture() {
-    a_.emplace(std::move(dhtkit::tcp_transport::open(io.get_executor(), config()).value()));
-    b_.emplace(std::move(dhtkit::tcp_transport::open(io.get_executor(), config()).value()));
+    a_.emplace(dhtkit::tcp_transport::open(io.get_executor(), config()).value());
+    b_.emplace(dhtkit::tcp_transport::open(io.get_executor(), config()).value());
     b_endpoint = b_->local_endpoint();
   }
   dhtkit::tcp_transport& a() { return *a_; }
@@ -212,7 +212,7 @@ struct tls_fixture {
     auto cfg = config();
     cfg.bind = b_endpoint;
     b_.reset();
-    b_.emplace(std::move(dhtkit::tcp_transport::open(io.get_executor(), cfg).value()));
+    b_.emplace(dhtkit::tcp_transport::open(io.get_executor(), cfg).value());
   }
 
   asio::io_context io;  // first: outlives the transports
